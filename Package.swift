@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "meshgate",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "meshgate", targets: ["meshgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+    ],
+    targets: [
+        // PCRE2 with JIT, for Istio's RE2-style regex matches. Debian/Ubuntu: libpcre2-dev.
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
+        // PURE: resource types, decoding with file:line, validation, defaults. No NIO, no sockets, no clocks.
+        .target(
+            name: "MeshConfig",
+            dependencies: [
+                "CPCRE2",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The shared core networking module used by both roles.
+        .target(
+            name: "MeshCore",
+            dependencies: [
+                "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        // The process: roles, signals, reload, drain, sd_notify, sample apps.
+        .target(
+            name: "MeshgateServer",
+            dependencies: [
+                "MeshCore",
+                "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The tcp-echo and httpbin-like services used by the demo and the tests. Not part of the proxy.
+        .target(
+            name: "MeshSampleApps",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "meshgate",
+            dependencies: [
+                "MeshgateServer",
+                "MeshConfig",
+                "MeshSampleApps",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
+        .testTarget(name: "MeshSampleAppsTests", dependencies: ["MeshSampleApps"]),
+        .testTarget(
+            name: "MeshCoreTests",
+            dependencies: [
+                "MeshCore",
+                "MeshConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

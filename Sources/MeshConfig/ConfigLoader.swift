@@ -1,0 +1,36 @@
+/// One config file's path and text.
+public struct ConfigFile: Sendable, Hashable {
+    public var path: String
+    public var contents: String
+
+    public init(path: String, contents: String) {
+        self.path = path
+        self.contents = contents
+    }
+}
+
+/// The outcome of loading a config directory: the validated configuration when there is no error,
+/// and every diagnostic (errors, warnings, infos) in file and line order.
+public struct ConfigLoadResult: Sendable {
+    public var configuration: MeshConfiguration?
+    public var diagnostics: [Diagnostic]
+
+    public init(configuration: MeshConfiguration?, diagnostics: [Diagnostic]) {
+        self.configuration = configuration
+        self.diagnostics = diagnostics
+    }
+}
+
+/// raw → validated: reads `meshgate.yaml` and the Istio YAML beside it, decodes with file:line,
+/// validates everything, and returns all problems at once.
+public enum ConfigLoader {
+    /// Reads `DIR/meshgate.yaml` and every other `*.yaml` / `*.yml` below DIR (sorted by path).
+    public static func load(directory: String) -> ConfigLoadResult {
+        ConfigLoadResult(configuration: nil, diagnostics: [Diagnostic(.error, at: nil, path: "", "not yet implemented")])
+    }
+
+    /// The same on files already read; `meshgate.yaml` is the file whose last path component is that name.
+    public static func load(files: [ConfigFile]) -> ConfigLoadResult {
+        ConfigLoadResult(configuration: nil, diagnostics: [Diagnostic(.error, at: nil, path: "", "not yet implemented")])
+    }
+}

@@ -1,0 +1,37 @@
+/// This instance's own settings, from `meshgate.yaml` in the config directory.
+///
+/// Every default lives here, beside its doc comment. Istio's value unless said otherwise.
+public struct MeshSettings: Sendable, Hashable {
+    /// This instance's labels. A Gateway applies when its `selector` matches them.
+    /// Default `{istio: ingressgateway}`, the label of Istio's ingress gateway.
+    public var labels: [String: String] = ["istio": "ingressgateway"]
+
+    /// The namespace this instance runs in. Default `istio-system`, where Istio's gateway runs.
+    public var namespace: String = "istio-system"
+
+    /// The address every Gateway listener binds. Default `0.0.0.0`.
+    public var bindAddress: String = "0.0.0.0"
+
+    /// Readiness (`/healthz/ready`) port. Default 15021, Istio's status port.
+    public var readinessPort: Int = 15021
+
+    /// Admin port, bound to 127.0.0.1 only. Default 15000, Envoy's admin port.
+    public var adminPort: Int = 15000
+
+    /// How long SIGTERM waits for in-flight requests and connections. Default 30s
+    /// (Istio's `terminationDrainDuration` is 5s; we drain longer, because an appliance has no
+    /// replica to take over and a finished request is better than a reset one).
+    public var drainTimeout: Duration = .seconds(30)
+
+    /// Event loops (threads) on the data path. Default 0 = one per core.
+    public var eventLoops: Int = 0
+
+    /// Idle timeout of a proxied TCP connection. Default 1h, as Envoy's tcp_proxy `idle_timeout`.
+    public var tcpIdleTimeout: Duration = .seconds(3600)
+
+    /// Idle timeout of a downstream HTTP keep-alive connection. Default 1h, Envoy's
+    /// `common_http_protocol_options.idle_timeout`.
+    public var httpIdleTimeout: Duration = .seconds(3600)
+
+    public init() {}
+}

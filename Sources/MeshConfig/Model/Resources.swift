@@ -1,0 +1,403 @@
+/// The validated configuration: every resource already checked, host names already resolved to
+/// FQDNs, cross-references already verified. MeshCore compiles this into a snapshot.
+///
+/// Produced by ``ConfigLoader``; the YAML shapes never leave MeshConfig.
+public struct MeshConfiguration: Sendable {
+    public var settings: MeshSettings
+    public var gateways: [Gateway]
+    public var virtualServices: [VirtualService]
+    public var destinationRules: [DestinationRule]
+    /// Every service declared by a ServiceEntry or a Kubernetes `v1 Service`, with its endpoints resolved.
+    public var services: [Service]
+
+    public init(
+        settings: MeshSettings = MeshSettings(),
+        gateways: [Gateway] = [],
+        virtualServices: [VirtualService] = [],
+        destinationRules: [DestinationRule] = [],
+        services: [Service] = []
+    ) {
+        self.settings = settings
+        self.gateways = gateways
+        self.virtualServices = virtualServices
+        self.destinationRules = destinationRules
+        self.services = services
+    }
+}
+
+/// Identity and origin of one resource, for diagnostics, `/status` and route names.
+public struct ResourceMeta: Sendable, Hashable {
+    public var kind: String
+    public var name: String
+    public var namespace: String
+    public var location: SourceLocation?
+
+    public init(kind: String, name: String, namespace: String, location: SourceLocation? = nil) {
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
+        self.location = location
+    }
+
+    /// `Kind/name`, the prefix of every diagnostic path about this resource.
+    public var pathPrefix: String { "\(self.kind)/\(self.name)" }
+}
+
+// MARK: - Gateway
+
+public enum ServerProtocol: String, Sendable, Hashable, CaseIterable {
+    case http = "HTTP"
+    case https = "HTTPS"
+    case http2 = "HTTP2"
+    case grpc = "GRPC"
+    case grpcWeb = "GRPC-WEB"
+    case tcp = "TCP"
+    case tls = "TLS"
+    case mongo = "MONGO"
+
+    /// HTTP-family protocols are served by the HTTP connection manager; the rest by the TCP proxy.
+    public var isHTTP: Bool {
+        switch self {
+        case .http, .https, .http2, .grpc, .grpcWeb: return true
+        case .tcp, .tls, .mongo: return false
+        }
+    }
+}
+
+public struct Gateway: Sendable, Hashable {
+    public var meta: ResourceMeta
+    public var selector: [String: String]
+    public var servers: [GatewayServer]
+
+    public init(meta: ResourceMeta, selector: [String: String], servers: [GatewayServer]) {
+        self.meta = meta
+        self.selector = selector
+        self.servers = servers
+    }
+
+    /// The reference VirtualServices use: `namespace/name`.
+    public var qualifiedName: String { "\(self.meta.namespace)/\(self.meta.name)" }
+}
+
+public struct GatewayServer: Sendable, Hashable {
+    public var portNumber: Int
+    public var portName: String
+    public var `protocol`: ServerProtocol
+    /// Host patterns with any `ns/` prefix removed: exact, `*.suffix` or `*`.
+    public var hosts: [String]
+    public var name: String?
+    public var httpsRedirect: Bool
+
+    public init(
+        portNumber: Int,
+        portName: String,
+        protocol: ServerProtocol,
+        hosts: [String],
+        name: String? = nil,
+        httpsRedirect: Bool = false
+    ) {
+        self.portNumber = portNumber
+        self.portName = portName
+        self.protocol = `protocol`
+        self.hosts = hosts
+        self.name = name
+        self.httpsRedirect = httpsRedirect
+    }
+}
+
+// MARK: - VirtualService
+
+public struct VirtualService: Sendable, Hashable {
+    public var meta: ResourceMeta
+    /// Hosts as written, short names resolved to FQDNs (`reviews` → `reviews.default.svc.cluster.local`);
+    /// wildcards and `*` kept as they are.
+    public var hosts: [String]
+    /// Gateway references resolved to `namespace/name`, or `mesh`. Empty in YAML means `["mesh"]`.
+    public var gateways: [String]
+    public var http: [HTTPRoute]
+    public var tcp: [TCPRoute]
+
+    public init(meta: ResourceMeta, hosts: [String], gateways: [String], http: [HTTPRoute], tcp: [TCPRoute]) {
+        self.meta = meta
+        self.hosts = hosts
+        self.gateways = gateways
+        self.http = http
+        self.tcp = tcp
+    }
+}
+
+public enum StringMatch: Sendable, Hashable {
+    case exact(String)
+    case prefix(String)
+    /// RE2-style pattern; it must match the whole value. Already checked to compile.
+    case regex(String)
+}
+
+public struct HeaderMatch: Sendable, Hashable {
+    /// Lower-case header name.
+    public var name: String
+    /// nil: the header only has to be present (`end-user: {}`).
+    public var match: StringMatch?
+
+    public init(name: String, match: StringMatch?) {
+        self.name = name
+        self.match = match
+    }
+}
+
+/// One entry of `http[].match`: every field that is set must hold (AND).
+public struct HTTPMatchRequest: Sendable, Hashable {
+    public var name: String?
+    public var uri: StringMatch?
+    public var ignoreUriCase: Bool
+    public var method: StringMatch?
+    public var authority: StringMatch?
+    public var headers: [HeaderMatch]
+    public var withoutHeaders: [HeaderMatch]
+    /// Query parameters: exact or regex (Istio has no prefix match here).
+    public var queryParams: [HeaderMatch]
+    public var port: Int?
+    /// Restricts this match to the named gateways (resolved `namespace/name` or `mesh`); empty = all.
+    public var gateways: [String]
+
+    public init(
+        name: String? = nil,
+        uri: StringMatch? = nil,
+        ignoreUriCase: Bool = false,
+        method: StringMatch? = nil,
+        authority: StringMatch? = nil,
+        headers: [HeaderMatch] = [],
+        withoutHeaders: [HeaderMatch] = [],
+        queryParams: [HeaderMatch] = [],
+        port: Int? = nil,
+        gateways: [String] = []
+    ) {
+        self.name = name
+        self.uri = uri
+        self.ignoreUriCase = ignoreUriCase
+        self.method = method
+        self.authority = authority
+        self.headers = headers
+        self.withoutHeaders = withoutHeaders
+        self.queryParams = queryParams
+        self.port = port
+        self.gateways = gateways
+    }
+}
+
+public struct Destination: Sendable, Hashable {
+    /// FQDN of a declared service.
+    public var host: String
+    public var subset: String?
+    /// Service port; nil when the service has exactly one port.
+    public var port: Int?
+
+    public init(host: String, subset: String? = nil, port: Int? = nil) {
+        self.host = host
+        self.subset = subset
+        self.port = port
+    }
+}
+
+public struct RouteDestination: Sendable, Hashable {
+    public var destination: Destination
+    /// Percent, 0...100; all weights of one route sum to 100 (a lone destination gets 100).
+    public var weight: Int
+
+    public init(destination: Destination, weight: Int) {
+        self.destination = destination
+        self.weight = weight
+    }
+}
+
+public struct HTTPRoute: Sendable, Hashable {
+    public var name: String?
+    /// OR'ed; empty matches every request.
+    public var match: [HTTPMatchRequest]
+    public var route: [RouteDestination]
+    public var location: SourceLocation?
+
+    public init(name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], location: SourceLocation? = nil) {
+        self.name = name
+        self.match = match
+        self.route = route
+        self.location = location
+    }
+}
+
+/// `tcp[].match[]`: L4 attributes only (TCP cannot see a host name).
+public struct L4Match: Sendable, Hashable {
+    public var port: Int?
+    public var gateways: [String]
+    public var sourceLabels: [String: String]
+
+    public init(port: Int? = nil, gateways: [String] = [], sourceLabels: [String: String] = [:]) {
+        self.port = port
+        self.gateways = gateways
+        self.sourceLabels = sourceLabels
+    }
+}
+
+public struct TCPRoute: Sendable, Hashable {
+    /// OR'ed; empty matches every connection.
+    public var match: [L4Match]
+    public var route: [RouteDestination]
+    public var location: SourceLocation?
+
+    public init(match: [L4Match], route: [RouteDestination], location: SourceLocation? = nil) {
+        self.match = match
+        self.route = route
+        self.location = location
+    }
+}
+
+// MARK: - DestinationRule
+
+public struct DestinationRule: Sendable, Hashable {
+    public var meta: ResourceMeta
+    /// FQDN (or wildcard) the rule applies to.
+    public var host: String
+    public var trafficPolicy: TrafficPolicy?
+    public var subsets: [Subset]
+
+    public init(meta: ResourceMeta, host: String, trafficPolicy: TrafficPolicy?, subsets: [Subset]) {
+        self.meta = meta
+        self.host = host
+        self.trafficPolicy = trafficPolicy
+        self.subsets = subsets
+    }
+}
+
+public struct Subset: Sendable, Hashable {
+    public var name: String
+    public var labels: [String: String]
+    public var trafficPolicy: TrafficPolicy?
+
+    public init(name: String, labels: [String: String], trafficPolicy: TrafficPolicy? = nil) {
+        self.name = name
+        self.labels = labels
+        self.trafficPolicy = trafficPolicy
+    }
+}
+
+public struct TrafficPolicy: Sendable, Hashable {
+    /// `connectionPool.tcp.connectTimeout`; nil = the default (10s).
+    public var connectTimeout: Duration?
+    /// `connectionPool.tcp.maxConnections`; nil = unlimited.
+    public var maxConnections: Int?
+    /// `connectionPool.http.maxRequestsPerConnection`; nil or 0 = unlimited.
+    public var maxRequestsPerConnection: Int?
+    /// `connectionPool.http.idleTimeout` of pooled upstream connections; nil = the default (1h).
+    public var upstreamIdleTimeout: Duration?
+    /// `loadBalancer.simple`.
+    public var loadBalancer: LoadBalancerPolicy?
+
+    public init(
+        connectTimeout: Duration? = nil,
+        maxConnections: Int? = nil,
+        maxRequestsPerConnection: Int? = nil,
+        upstreamIdleTimeout: Duration? = nil,
+        loadBalancer: LoadBalancerPolicy? = nil
+    ) {
+        self.connectTimeout = connectTimeout
+        self.maxConnections = maxConnections
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.upstreamIdleTimeout = upstreamIdleTimeout
+        self.loadBalancer = loadBalancer
+    }
+
+    /// Fields set here win over `base` (subset policy over the rule's policy).
+    public func overriding(_ base: TrafficPolicy?) -> TrafficPolicy {
+        guard let base else { return self }
+        return TrafficPolicy(
+            connectTimeout: self.connectTimeout ?? base.connectTimeout,
+            maxConnections: self.maxConnections ?? base.maxConnections,
+            maxRequestsPerConnection: self.maxRequestsPerConnection ?? base.maxRequestsPerConnection,
+            upstreamIdleTimeout: self.upstreamIdleTimeout ?? base.upstreamIdleTimeout,
+            loadBalancer: self.loadBalancer ?? base.loadBalancer
+        )
+    }
+}
+
+public enum LoadBalancerPolicy: String, Sendable, Hashable {
+    case roundRobin = "ROUND_ROBIN"
+    case random = "RANDOM"
+    case leastRequest = "LEAST_REQUEST"
+}
+
+// MARK: - Services and endpoints
+
+public enum PortProtocol: String, Sendable, Hashable {
+    case http = "HTTP"
+    case http2 = "HTTP2"
+    case https = "HTTPS"
+    case grpc = "GRPC"
+    case tcp = "TCP"
+    case tls = "TLS"
+    case unknown = ""
+}
+
+public struct ServicePort: Sendable, Hashable {
+    public var number: Int
+    public var name: String
+    public var `protocol`: PortProtocol
+    /// The port on the endpoints when a WorkloadEntry does not name one. Defaults to `number`.
+    public var targetPort: Int
+
+    public init(number: Int, name: String, protocol: PortProtocol, targetPort: Int? = nil) {
+        self.number = number
+        self.name = name
+        self.protocol = `protocol`
+        self.targetPort = targetPort ?? number
+    }
+}
+
+/// A service as Meshgate knows it: from a ServiceEntry, or from a Kubernetes `v1 Service`.
+public struct Service: Sendable, Hashable {
+    public var meta: ResourceMeta
+    /// `name.namespace.svc.cluster.local` for a Kubernetes Service; a ServiceEntry's host as written.
+    public var fqdn: String
+    public var ports: [ServicePort]
+    public var endpoints: [Endpoint]
+
+    public init(meta: ResourceMeta, fqdn: String, ports: [ServicePort], endpoints: [Endpoint]) {
+        self.meta = meta
+        self.fqdn = fqdn
+        self.ports = ports
+        self.endpoints = endpoints
+    }
+}
+
+/// One workload instance behind a service (a WorkloadEntry or an inline ServiceEntry endpoint).
+public struct Endpoint: Sendable, Hashable {
+    /// The WorkloadEntry's name, or `ServiceEntry-name[index]` for inline endpoints.
+    public var name: String
+    public var namespace: String
+    /// IP address or host name.
+    public var address: String
+    /// Port name → port number on this endpoint (WorkloadEntry `ports`).
+    public var ports: [String: Int]
+    public var labels: [String: String]
+    public var serviceAccount: String?
+
+    public init(
+        name: String,
+        namespace: String,
+        address: String,
+        ports: [String: Int] = [:],
+        labels: [String: String] = [:],
+        serviceAccount: String? = nil
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.address = address
+        self.ports = ports
+        self.labels = labels
+        self.serviceAccount = serviceAccount
+    }
+
+    /// The port this endpoint serves `servicePort` on: its own named port, else the service's target port.
+    public func port(for servicePort: ServicePort) -> Int {
+        self.ports[servicePort.name] ?? servicePort.targetPort
+    }
+}

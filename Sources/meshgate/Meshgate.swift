@@ -1,0 +1,99 @@
+import ArgumentParser
+import MeshConfig
+import MeshSampleApps
+import MeshgateServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Meshgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshgate",
+        abstract: "An Istio-configured gateway and service mesh for plain Linux hosts.",
+        subcommands: [GatewayCommand.self, ValidateCommand.self, SampleAppCommand.self]
+    )
+}
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the edge gateway on the Istio YAML in a config directory."
+    )
+
+    @Option(name: .long, help: "The config directory: meshgate.yaml plus Istio YAML files.")
+    var config: String = "/etc/meshgate"
+
+    func run() async throws {
+        let code = await GatewayProcess.run(configDirectory: self.config)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check a config directory; print every diagnostic as FILE:LINE: severity: PATH: message."
+    )
+
+    @Argument(help: "The config directory.")
+    var directory: String
+
+    func run() throws {
+        let result = ConfigLoader.load(directory: self.directory)
+        for diagnostic in result.diagnostics {
+            print(diagnostic)
+        }
+        let errors = result.diagnostics.filter { $0.severity == .error }.count
+        let warnings = result.diagnostics.filter { $0.severity == .warning }.count
+        print("\(self.directory): \(errors) error(s), \(warnings) warning(s)")
+        if errors > 0 { throw ExitCode(1) }
+    }
+}
+
+struct SampleAppCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample-app",
+        abstract: "Sample workloads for the demo and the tests.",
+        subcommands: [TCPEcho.self, HTTPApp.self]
+    )
+
+    struct TCPEcho: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tcp-echo",
+            abstract: "Answer every line with 'PREFIX LINE', like Istio's tcp-echo-server."
+        )
+        @Option(help: "HOST:PORT to listen on.") var listen: String
+        @Option(help: "The word put before every echoed line.") var prefix: String
+
+        func run() async throws {
+            let (host, port) = try parseHostPort(self.listen)
+            try await SampleApps.runTCPEcho(host: host, port: port, prefix: self.prefix)
+        }
+    }
+
+    struct HTTPApp: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "http",
+            abstract: "A small httpbin-like service: /, /headers, /status/CODE, /delay/SECONDS."
+        )
+        @Option(help: "HOST:PORT to listen on.") var listen: String
+        @Option(help: "Service name, sent back in x-service.") var service: String
+        @Option(help: "Version, sent back in x-version.") var version: String = "v1"
+
+        func run() async throws {
+            let (host, port) = try parseHostPort(self.listen)
+            try await SampleApps.runHTTP(host: host, port: port, service: self.service, version: self.version)
+        }
+    }
+}
+
+func parseHostPort(_ text: String) throws -> (String, Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(port)
+    else {
+        throw ValidationError("expected HOST:PORT, got '\(text)'")
+    }
+    return (String(text[..<colon]), port)
+}
