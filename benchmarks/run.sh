@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Meshgate side by side with HAProxy 2.6 and nginx 1.22, in front of the same upstreams, on
+# 127.0.0.1 only. See benchmarks/README.md for the method.
+#
+#   benchmarks/run.sh [options]
+#
+#   --rounds N            interleaved rounds (default 3)
+#   --duration S          seconds per HTTP run (default 10)
+#   --tcp-duration S      seconds per TCP run (default 10)
+#   --warmup S            HTTP warm-up per target before round 1, 0 = none (default 2)
+#   --connections N       wrk connections (default 50)
+#   --only LIST           targets, comma-separated, from: direct,haproxy,nginx,meshgate
+#                         (default: all four)
+#   --scenarios LIST      http,tcp (default: both)
+#   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
+#   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
+#                         else .build-bench/release/meshgate, else built into .build-bench)
+#   --rebuild             build Meshgate into .build-bench even when a binary exists
+#   --base-port P         first of the ports used, P..P+30 (default 18000)
+#   --out DIR             where results go (default benchmarks/out)
+#
+# Every server and proxy this script starts is recorded by PID and stopped by that PID on exit
+# (TERM, then KILL after a bounded wait). Every load run is bounded by `timeout`.
+
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+BENCH_PY=(python3 "$HERE/lib/bench.py")
+
+ROUNDS=3
+HTTP_DURATION=10
+TCP_DURATION=10
+WARMUP=2
+CONNECTIONS=50
+ONLY="direct,haproxy,nginx,meshgate"
+SCENARIOS="http,tcp"
+EVENT_LOOPS="1,2"
+MESHGATE_BIN="${MESHGATE_BIN:-}"
+REBUILD=0
+BASE_PORT=18000
+OUT_DIR="$HERE/out"
+INVOCATION="benchmarks/run.sh $*"
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+say() { echo "==> $*" >&2; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --duration) HTTP_DURATION="$2"; shift 2 ;;
+        --tcp-duration) TCP_DURATION="$2"; shift 2 ;;
+        --warmup) WARMUP="$2"; shift 2 ;;
+        --connections) CONNECTIONS="$2"; shift 2 ;;
+        --only) ONLY="$2"; shift 2 ;;
+        --scenarios) SCENARIOS="$2"; shift 2 ;;
+        --event-loops) EVENT_LOOPS="$2"; shift 2 ;;
+        --meshgate-bin) MESHGATE_BIN="$2"; shift 2 ;;
+        --rebuild) REBUILD=1; shift ;;
+        --base-port) BASE_PORT="$2"; shift 2 ;;
+        --out) OUT_DIR="$2"; shift 2 ;;
+        -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+
+for n in "$ROUNDS" "$HTTP_DURATION" "$TCP_DURATION" "$WARMUP" "$CONNECTIONS" "$BASE_PORT"; do
+    [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"
+done
+((ROUNDS >= 1 && HTTP_DURATION >= 1 && TCP_DURATION >= 1)) || die "rounds and durations must be >= 1"
+
+has() { [[ ",$1," == *",$2,"* ]]; }
+for t in ${ONLY//,/ }; do
+    case "$t" in direct|haproxy|nginx|meshgate) ;; *) die "unknown target '$t' in --only" ;; esac
+done
+for s in ${SCENARIOS//,/ }; do
+    case "$s" in http|tcp) ;; *) die "unknown scenario '$s' in --scenarios" ;; esac
+done
+IFS=, read -r -a LOOPS <<<"$EVENT_LOOPS"
+((${#LOOPS[@]} >= 1 && ${#LOOPS[@]} <= 4)) || die "--event-loops takes 1 to 4 values"
+for l in "${LOOPS[@]}"; do [[ "$l" =~ ^[1-9][0-9]*$ ]] || die "bad event loop count '$l'"; done
+
+# ------------------------------------------------------------------------------------------------
+# Ports (all on 127.0.0.1)
+UPSTREAM_PORT=$((BASE_PORT + 0))      # nginx serving the 100-byte file
+HAPROXY_HTTP_PORT=$((BASE_PORT + 1))
+NGINX_HTTP_PORT=$((BASE_PORT + 2))
+IPERF_PORT=$((BASE_PORT + 10))        # iperf3 -s
+HAPROXY_TCP_PORT=$((BASE_PORT + 11))
+HAPROXY_TCP256_PORT=$((BASE_PORT + 12))
+NGINX_TCP_PORT=$((BASE_PORT + 13))
+mg_http_port() { echo $((BASE_PORT + 3 + $1)); }    # $1 = variant index 0..3
+mg_tcp_port() { echo $((BASE_PORT + 14 + $1)); }
+mg_admin_port() { echo $((BASE_PORT + 20 + 2 * $1)); }
+mg_ready_port() { echo $((BASE_PORT + 21 + 2 * $1)); }
+
+# ------------------------------------------------------------------------------------------------
+# Dependencies: install what is missing (Debian packages), as root.
+need_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
+need python3 python3
+need timeout coreutils
+need curl curl
+if has "$SCENARIOS" http; then need wrk wrk; need nginx nginx-light; fi
+if has "$SCENARIOS" tcp; then need iperf3 iperf3; fi
+if has "$ONLY" haproxy; then need haproxy haproxy; fi
+if has "$ONLY" nginx; then need nginx nginx-light; fi
+STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
+if has "$SCENARIOS" tcp && has "$ONLY" nginx && [[ ! -f "$STREAM_MODULE" ]]; then
+    need_pkgs+=(libnginx-mod-stream)   # nginx-light has no stream {} built in
+fi
+if ((${#need_pkgs[@]} > 0)); then
+    mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
+    [[ $EUID -eq 0 ]] || die "missing packages: ${need_pkgs[*]} (run as root to install them)"
+    say "installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 apt-get update -qq || true
+    timeout 900 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+NOTES=()
+NGINX_TCP=1
+if has "$SCENARIOS" tcp && has "$ONLY" nginx && [[ ! -f "$STREAM_MODULE" ]]; then
+    NGINX_TCP=0
+    NOTES+=("nginx TCP skipped: $STREAM_MODULE is missing (libnginx-mod-stream)")
+    say "nginx has no stream module here; skipping nginx for TCP"
+fi
+
+# ------------------------------------------------------------------------------------------------
+# The Meshgate binary.
+MESHGATE_COMMIT=""
+if has "$ONLY" meshgate; then
+    if [[ -z "$MESHGATE_BIN" || $REBUILD -eq 1 ]]; then
+        if [[ $REBUILD -eq 0 && -x "$REPO/.build/release/meshgate" ]]; then
+            MESHGATE_BIN="$REPO/.build/release/meshgate"
+        elif [[ $REBUILD -eq 0 && -x "$REPO/.build-bench/release/meshgate" ]]; then
+            MESHGATE_BIN="$REPO/.build-bench/release/meshgate"
+        else
+            # Its own scratch path, so a benchmark build never waits on (or takes) the lock of a
+            # developer's .build.
+            say "building meshgate (release) into .build-bench"
+            (cd "$REPO" && timeout 2700 swift build -c release --product meshgate --scratch-path .build-bench) \
+                || die "swift build failed"
+            MESHGATE_BIN="$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)/meshgate"
+        fi
+    fi
+    [[ -x "$MESHGATE_BIN" ]] || die "no Meshgate binary at '$MESHGATE_BIN'"
+    MESHGATE_COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    MESHGATE_COMMIT+=" (tree at run time), binary built $(date -r "$MESHGATE_BIN" '+%Y-%m-%d %H:%M')"
+fi
+
+# ------------------------------------------------------------------------------------------------
+# Run directory, process bookkeeping and cleanup.
+RUN_ID="$(date +%Y%m%d-%H%M%S)"
+RUN_DIR="$OUT_DIR/$RUN_ID"
+WORK="$RUN_DIR/work"
+mkdir -p "$WORK"/{conf,run,tmp,www,logs} "$RUN_DIR/logs"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+WORK="$RUN_DIR/work"
+
+PIDS=()
+PNAMES=()
+
+# running PID: the process exists and is not a zombie waiting to be reaped.
+running() {
+    local s
+    s="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    s="${s##*) }"
+    [[ "${s%% *}" != Z ]]
+}
+
+stop_all() {
+    local i pid deadline kids=()
+    ((${#PIDS[@]} == 0)) && return 0
+    # Note the children (nginx workers) first, so none is left behind if its master dies hard.
+    for pid in "${PIDS[@]}"; do
+        while read -r k; do [[ -n "$k" ]] && kids+=("$k"); done < <(pgrep -P "$pid" 2>/dev/null || true)
+    done
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 15))
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid="${PIDS[$i]}"
+        while running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+        if running "$pid"; then
+            echo "run.sh: ${PNAMES[$i]} (pid $pid) still running 15 s after TERM; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    for pid in "${kids[@]}"; do
+        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    PIDS=()
+    PNAMES=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# start NAME CMD...: run CMD in the background with its output in work/logs/NAME.log.
+start() {
+    local name="$1"; shift
+    "$@" >"$WORK/logs/$name.log" 2>&1 &
+    PIDS+=($!)
+    PNAMES+=("$name")
+    LAST_PID=$!
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {   # NAME PORT PID
+    "${BENCH_PY[@]}" wait-tcp --port "$2" --pid "$3" --timeout 15 || {
+        tail -n 20 "$WORK/logs/$1.log" >&2 || true
+        die "$1 did not start listening on 127.0.0.1:$2"
+    }
+}
+
+# render TEMPLATE OUTPUT KEY=VALUE...
+render() {
+    local tmpl="$1" out="$2" kv sed_args=(); shift 2
+    for kv in "$@"; do sed_args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${sed_args[@]}" "$tmpl" >"$out"
+    if grep -q '@[A-Z_0-9]*@' "$out"; then die "unfilled placeholder in $out"; fi
+}
+
+USER_LINE=""
+[[ $EUID -eq 0 ]] && USER_LINE="user root root;"   # workers must read work/www
+COMMON=(UPSTREAM_PORT="$UPSTREAM_PORT" IPERF_PORT="$IPERF_PORT" USER="$USER_LINE")
+
+# Every port we are about to use must be free: we measure only processes we started.
+ports=()
+has "$SCENARIOS" http && ports+=("$UPSTREAM_PORT" "$HAPROXY_HTTP_PORT" "$NGINX_HTTP_PORT")
+has "$SCENARIOS" tcp && ports+=("$IPERF_PORT" "$HAPROXY_TCP_PORT" "$HAPROXY_TCP256_PORT" "$NGINX_TCP_PORT")
+if has "$ONLY" meshgate; then
+    for ((i = 0; i < ${#LOOPS[@]}; i++)); do
+        ports+=("$(mg_http_port $i)" "$(mg_tcp_port $i)" "$(mg_admin_port $i)" "$(mg_ready_port $i)")
+    done
+fi
+for p in "${ports[@]}"; do
+    if port_busy "$p"; then die "127.0.0.1:$p is already in use (pick another --base-port)"; fi
+done
+
+TARGETS="$RUN_DIR/targets.tsv"
+: >"$TARGETS"
+add_target() {   # SCENARIO NAME KIND PORT PID LABEL
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TARGETS"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Upstreams
+if has "$SCENARIOS" http; then
+    head -c 99 /dev/zero | tr '\0' 'x' >"$WORK/www/index.html"
+    echo >>"$WORK/www/index.html"                                  # 100 bytes
+    render "$HERE/conf/nginx-upstream.conf.tmpl" "$WORK/conf/nginx-upstream.conf" "${COMMON[@]}"
+    start nginx-upstream nginx -p "$WORK/" -c conf/nginx-upstream.conf
+    UPSTREAM_PID=$LAST_PID
+    wait_port nginx-upstream "$UPSTREAM_PORT" "$UPSTREAM_PID"
+fi
+if has "$SCENARIOS" tcp; then
+    start iperf3-server iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT" --idle-timeout 60
+    wait_port iperf3-server "$IPERF_PORT" "$LAST_PID"
+fi
+
+# ------------------------------------------------------------------------------------------------
+# Proxies, in the order each round visits them.
+if has "$ONLY" direct; then
+    has "$SCENARIOS" http && add_target http direct direct "$UPSTREAM_PORT" "$UPSTREAM_PID" "direct to nginx upstream (no proxy)"
+    has "$SCENARIOS" tcp && add_target tcp direct direct "$IPERF_PORT" 0 "direct to iperf3 (no proxy)"
+fi
+
+if has "$ONLY" haproxy; then
+    if has "$SCENARIOS" http; then
+        render "$HERE/conf/haproxy-http.cfg.tmpl" "$WORK/conf/haproxy-http.cfg" "${COMMON[@]}" \
+            HAPROXY_HTTP_PORT="$HAPROXY_HTTP_PORT"
+        start haproxy-http haproxy -db -f "$WORK/conf/haproxy-http.cfg"
+        wait_port haproxy-http "$HAPROXY_HTTP_PORT" "$LAST_PID"
+        add_target http haproxy haproxy "$HAPROXY_HTTP_PORT" "$LAST_PID" "HAProxy 2.6, nbthread 1"
+    fi
+    if has "$SCENARIOS" tcp; then
+        render "$HERE/conf/haproxy-tcp.cfg.tmpl" "$WORK/conf/haproxy-tcp.cfg" "${COMMON[@]}" \
+            HAPROXY_TCP_PORT="$HAPROXY_TCP_PORT" BUFSIZE_LINE="" \
+            BUFSIZE_COMMENT="Default tune.bufsize (16 KiB)."
+        start haproxy-tcp haproxy -db -f "$WORK/conf/haproxy-tcp.cfg"
+        wait_port haproxy-tcp "$HAPROXY_TCP_PORT" "$LAST_PID"
+        add_target tcp haproxy haproxy "$HAPROXY_TCP_PORT" "$LAST_PID" "HAProxy 2.6 mode tcp, nbthread 1"
+
+        render "$HERE/conf/haproxy-tcp.cfg.tmpl" "$WORK/conf/haproxy-tcp-256k.cfg" "${COMMON[@]}" \
+            HAPROXY_TCP_PORT="$HAPROXY_TCP256_PORT" BUFSIZE_LINE="tune.bufsize 262144" \
+            BUFSIZE_COMMENT="tune.bufsize 262144: 256 KiB buffers, as spike.md's run T2."
+        start haproxy-tcp-256k haproxy -db -f "$WORK/conf/haproxy-tcp-256k.cfg"
+        wait_port haproxy-tcp-256k "$HAPROXY_TCP256_PORT" "$LAST_PID"
+        add_target tcp haproxy-256k haproxy "$HAPROXY_TCP256_PORT" "$LAST_PID" "HAProxy 2.6 mode tcp, nbthread 1, bufsize 256k"
+    fi
+fi
+
+if has "$ONLY" nginx; then
+    if has "$SCENARIOS" http; then
+        render "$HERE/conf/nginx-proxy.conf.tmpl" "$WORK/conf/nginx-proxy.conf" "${COMMON[@]}" \
+            NGINX_HTTP_PORT="$NGINX_HTTP_PORT"
+        start nginx-proxy nginx -p "$WORK/" -c conf/nginx-proxy.conf
+        wait_port nginx-proxy "$NGINX_HTTP_PORT" "$LAST_PID"
+        add_target http nginx nginx "$NGINX_HTTP_PORT" "$LAST_PID" "nginx 1.22 proxy, 1 worker"
+    fi
+    if has "$SCENARIOS" tcp && ((NGINX_TCP)); then
+        render "$HERE/conf/nginx-stream.conf.tmpl" "$WORK/conf/nginx-stream.conf" "${COMMON[@]}" \
+            NGINX_TCP_PORT="$NGINX_TCP_PORT" STREAM_MODULE="$STREAM_MODULE"
+        start nginx-stream nginx -p "$WORK/" -c conf/nginx-stream.conf
+        wait_port nginx-stream "$NGINX_TCP_PORT" "$LAST_PID"
+        add_target tcp nginx nginx "$NGINX_TCP_PORT" "$LAST_PID" "nginx 1.22 stream, 1 worker"
+    fi
+fi
+
+if has "$ONLY" meshgate; then
+    for ((i = 0; i < ${#LOOPS[@]}; i++)); do
+        el="${LOOPS[$i]}"
+        dir="$WORK/conf/meshgate-el$el"
+        mkdir -p "$dir"
+        vars=("${COMMON[@]}" EVENT_LOOPS="$el" MESHGATE_HTTP_PORT="$(mg_http_port $i)"
+            MESHGATE_TCP_PORT="$(mg_tcp_port $i)" ADMIN_PORT="$(mg_admin_port $i)"
+            READINESS_PORT="$(mg_ready_port $i)")
+        render "$HERE/conf/meshgate/meshgate.yaml.tmpl" "$dir/meshgate.yaml" "${vars[@]}"
+        render "$HERE/conf/meshgate/bench.yaml.tmpl" "$dir/bench.yaml" "${vars[@]}"
+        start "meshgate-el$el" "$MESHGATE_BIN" gateway --config "$dir"
+        pid=$LAST_PID
+        # Ready means: config loaded and every listener bound (issue item 8). Polled, bounded.
+        "${BENCH_PY[@]}" wait-http --url "http://127.0.0.1:$(mg_ready_port $i)/healthz/ready" \
+            --pid "$pid" --timeout 60 || {
+            tail -n 30 "$WORK/logs/meshgate-el$el.log" >&2 || true
+            die "Meshgate (eventLoops $el) did not become ready; log: $WORK/logs/meshgate-el$el.log" \
+                "(run with --only direct,haproxy,nginx to measure the others)"
+        }
+        has "$SCENARIOS" http && add_target http "meshgate-el$el" meshgate "$(mg_http_port $i)" "$pid" "Meshgate, eventLoops $el"
+        has "$SCENARIOS" tcp && add_target tcp "meshgate-el$el" meshgate "$(mg_tcp_port $i)" "$pid" "Meshgate, eventLoops $el"
+    done
+fi
+
+[[ -s "$TARGETS" ]] || die "nothing to measure"
+
+# Every HTTP target must serve the upstream's 100-byte file before we time it.
+while IFS=$'\t' read -r scenario name _ port _ _; do
+    [[ "$scenario" == http ]] || continue
+    "${BENCH_PY[@]}" check-http --url "http://127.0.0.1:$port/index.html" --size 100 \
+        || die "$name (port $port) does not proxy the upstream's file"
+done <"$TARGETS"
+
+# ------------------------------------------------------------------------------------------------
+# Measure, report.
+META="$RUN_DIR/meta.txt"
+{
+    echo "command=$INVOCATION"
+    [[ -n "$MESHGATE_COMMIT" ]] && echo "meshgate_bin=$MESHGATE_BIN" && echo "meshgate_commit=$MESHGATE_COMMIT"
+    for n in "${NOTES[@]+"${NOTES[@]}"}"; do echo "note=$n"; done
+} >"$META"
+
+say "measuring: $ROUNDS round(s), targets: $(cut -f1,2 "$TARGETS" | tr '\t\n' ': ')"
+"${BENCH_PY[@]}" measure --targets "$TARGETS" --meta "$META" --out "$RUN_DIR/raw.json" \
+    --logs "$RUN_DIR/logs" --rounds "$ROUNDS" --http-duration "$HTTP_DURATION" \
+    --tcp-duration "$TCP_DURATION" --connections "$CONNECTIONS" --warmup "$WARMUP"
+
+stop_all
+
+"${BENCH_PY[@]}" report --raw "$RUN_DIR/raw.json" --md "$RUN_DIR/report.md"
+cp "$RUN_DIR/report.md" "$OUT_DIR/latest.md"
+say "report: $RUN_DIR/report.md (also $OUT_DIR/latest.md); raw: $RUN_DIR/raw.json"
