@@ -308,9 +308,18 @@ def cmd_measure(args) -> int:
                 raw["runs"][scenario].setdefault(t["name"], []).append(res)
                 log(f"[{scenario}] round {r}/{args.rounds} {t['name']:<14} {fmt_result(scenario, res)}")
     raw["meta"]["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    raw["meta"]["loadavg_end"] = loadavg()
     with open(args.out, "w") as f:
         json.dump(raw, f, indent=2)
     return 0
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -331,6 +340,7 @@ def machine_meta(args, spec: dict) -> dict:
         pass
     return {
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "loadavg_start": loadavg(),
         "nproc": os.cpu_count(),
         "cpu_model": model,
         "kernel": platform.release(),
@@ -399,7 +409,8 @@ def build_report(raw: dict) -> str:
     L: list[str] = []
     L.append(f"# Meshgate benchmark: {meta['started']}")
     L.append("")
-    L.append(f"- Machine: {meta['nproc']} CPUs, {meta['cpu_model']}, Linux {meta['kernel']}")
+    L.append(f"- Machine: {meta['nproc']} CPUs, {meta['cpu_model']}, Linux {meta['kernel']}; "
+             f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
     v = meta["versions"]
     L.append(f"- Tools: {v['haproxy']}; {v['nginx']}; {v['wrk']}; {v['iperf3']}")
     if meta.get("meshgate_bin"):
