@@ -1,6 +1,291 @@
-/// The gateway role: load, bind, serve, reload on SIGHUP, drain on SIGTERM.
+import Foundation
+import MeshConfig
+import MeshCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The gateway role: load, bind, serve; reload on SIGHUP; drain on SIGTERM.
+///
+/// Start-up with any config error exits non-zero with every diagnostic printed. A reload with an
+/// error keeps the last good snapshot serving, logs every diagnostic, and shows them in admin
+/// `/status`. Readiness is 200 only while a snapshot is loaded, every listener is bound and the
+/// process is not draining.
 public enum GatewayProcess {
     public static func run(configDirectory: String) async -> Int32 {
-        1
+        let log = MeshLog()
+        let loaded = ConfigLoader.load(directory: configDirectory)
+        for diagnostic in loaded.diagnostics {
+            log.log(diagnostic.severity.logLevel, "config: \(diagnostic)")
+        }
+        guard let configuration = loaded.configuration else {
+            let errors = loaded.diagnostics.filter { $0.severity == .error }.count
+            log.error("config \(configDirectory) has \(errors) error(s); not starting")
+            return 1
+        }
+        let snapshot: Snapshot
+        do {
+            snapshot = try SnapshotCompiler.compileGateway(configuration, generation: 1)
+        } catch {
+            for diagnostic in error.diagnostics { log.error("config: \(diagnostic)") }
+            return 1
+        }
+
+        let settings = configuration.settings
+        let loops = settings.eventLoops > 0 ? settings.eventLoops : System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+        let process = GatewayRuntime(
+            configDirectory: configDirectory,
+            group: group,
+            snapshot: snapshot,
+            diagnostics: loaded.diagnostics,
+            log: log
+        )
+        let code = await process.run()
+        try? await group.shutdownGracefully()
+        return code
+    }
+}
+
+extension Diagnostic.Severity {
+    var logLevel: MeshLog.Level {
+        switch self {
+        case .error: return .error
+        case .warning: return .warning
+        case .info: return .info
+        }
+    }
+}
+
+/// The running gateway: its snapshot, listeners, control endpoints and signal handling.
+final class GatewayRuntime: Sendable {
+    struct ReloadOutcome: Sendable {
+        var ok: Bool
+        var generation: Int
+        var diagnostics: [String]
+        var time: String
+    }
+
+    struct State: Sendable {
+        var ready = false
+        var draining = false
+        var lastReload: ReloadOutcome
+        var reloadsApplied = 0
+        var reloadFailures = 0
+    }
+
+    let configDirectory: String
+    let group: EventLoopGroup
+    let holder: SnapshotHolder
+    let tracker = ConnectionTracker()
+    let listeners: ListenerManager
+    let log: MeshLog
+    let state: NIOLockedValueBox<State>
+
+    init(configDirectory: String, group: EventLoopGroup, snapshot: Snapshot, diagnostics: [Diagnostic], log: MeshLog) {
+        self.configDirectory = configDirectory
+        self.group = group
+        self.holder = SnapshotHolder(snapshot)
+        self.log = log
+        self.listeners = ListenerManager(
+            group: group,
+            holder: self.holder,
+            pools: HTTPConnectionPools(group: group),
+            tracker: self.tracker,
+            log: log
+        )
+        self.state = NIOLockedValueBox(
+            State(
+                lastReload: ReloadOutcome(
+                    ok: true,
+                    generation: snapshot.generation,
+                    diagnostics: diagnostics.map(\.description),
+                    time: MeshLog.timestamp()
+                )
+            )
+        )
+    }
+
+    func run() async -> Int32 {
+        let snapshot = self.holder.load()
+        let settings = snapshot.settings
+        // Signals first, so a SIGTERM during start-up is not lost.
+        let signals = SignalStream.make()
+        let control: [Channel]
+        do {
+            let readiness = try await SimpleHTTPServer.bind(
+                group: self.group, host: settings.bindAddress, port: settings.readinessPort
+            ) { [self] _, path in self.readinessResponse(path: path) }
+            let admin = try await SimpleHTTPServer.bind(group: self.group, host: "127.0.0.1", port: settings.adminPort) { [self] _, path in
+                self.adminResponse(path: path)
+            }
+            control = [readiness, admin]
+            self.log.info("readiness on \(settings.bindAddress):\(settings.readinessPort), admin on 127.0.0.1:\(settings.adminPort)")
+            try await self.listeners.bindNew(for: snapshot)
+        } catch {
+            self.log.error("start-up failed: \(error)")
+            await self.listeners.closeAll()
+            return 1
+        }
+        self.state.withLockedValue { $0.ready = true }
+        SystemdNotify.send("READY=1\nSTATUS=serving generation \(snapshot.generation)")
+        self.log.info("ready: generation \(snapshot.generation), \(snapshot.listeners.count) listener(s)")
+
+        var code: Int32 = 0
+        for await signal in signals {
+            switch signal {
+            case .reload:
+                await self.reload()
+                continue
+            case .drain:
+                code = await self.drain()
+            case .fastStop:
+                self.log.info("SIGINT: stopping now")
+                await self.listeners.closeAll()
+                self.tracker.closeAll()
+            }
+            break
+        }
+        for channel in control { try? await channel.close() }
+        return code
+    }
+
+    // MARK: - Reload
+
+    func reload() async {
+        SystemdNotify.send("RELOADING=1")
+        defer { SystemdNotify.send("READY=1") }
+        let current = self.holder.load()
+        self.log.info("SIGHUP: reloading \(self.configDirectory)")
+        let loaded = ConfigLoader.load(directory: self.configDirectory)
+        var diagnostics = loaded.diagnostics
+        guard let configuration = loaded.configuration else {
+            self.rejectReload(diagnostics, current: current)
+            return
+        }
+        let next: Snapshot
+        do {
+            next = try SnapshotCompiler.compileGateway(configuration, generation: current.generation + 1)
+        } catch {
+            self.rejectReload(diagnostics + error.diagnostics, current: current)
+            return
+        }
+        for (name, old, new) in [
+            ("readinessPort", current.settings.readinessPort, next.settings.readinessPort),
+            ("adminPort", current.settings.adminPort, next.settings.adminPort),
+            ("eventLoops", current.settings.eventLoops, next.settings.eventLoops),
+        ] where old != new {
+            diagnostics.append(Diagnostic(.warning, at: nil, path: "meshgate.yaml.\(name)", "changed from \(old) to \(new); takes effect after a restart"))
+        }
+        do {
+            try await self.listeners.bindNew(for: next)
+        } catch {
+            self.rejectReload(diagnostics + [Diagnostic(.error, at: nil, path: "listeners", "\(error)")], current: current)
+            return
+        }
+        self.holder.swap(next)
+        await self.listeners.closeRemoved(for: next)
+        for diagnostic in diagnostics { self.log.log(diagnostic.severity.logLevel, "config: \(diagnostic)") }
+        self.state.withLockedValue {
+            $0.reloadsApplied += 1
+            $0.lastReload = ReloadOutcome(ok: true, generation: next.generation, diagnostics: diagnostics.map(\.description), time: MeshLog.timestamp())
+        }
+        self.log.info("reload applied: generation \(next.generation), \(next.listeners.count) listener(s)")
+    }
+
+    private func rejectReload(_ diagnostics: [Diagnostic], current: Snapshot) {
+        for diagnostic in diagnostics { self.log.log(diagnostic.severity.logLevel, "config: \(diagnostic)") }
+        self.state.withLockedValue {
+            $0.reloadFailures += 1
+            $0.lastReload = ReloadOutcome(ok: false, generation: current.generation, diagnostics: diagnostics.map(\.description), time: MeshLog.timestamp())
+        }
+        let errors = diagnostics.filter { $0.severity == .error }.count
+        self.log.error("reload rejected (\(errors) error(s)); still serving generation \(current.generation)")
+    }
+
+    // MARK: - Drain
+
+    /// Readiness turns 503 first; then the listeners stop accepting; idle keep-alive connections
+    /// close and busy ones close after their response; whatever is left when `drainTimeout` ends
+    /// is closed.
+    func drain() async -> Int32 {
+        let timeout = self.holder.load().settings.drainTimeout
+        self.state.withLockedValue { $0.draining = true }
+        SystemdNotify.send("STOPPING=1")
+        self.log.info("SIGTERM: draining (readiness 503; up to \(timeout) for \(self.tracker.count) connection(s))")
+        await self.listeners.closeAll()
+        self.tracker.drainAll()
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while self.tracker.count > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = self.tracker.count
+        if left > 0 {
+            self.log.warning("drain timeout: closing \(left) connection(s)")
+            self.tracker.closeAll()
+        }
+        self.log.info("drained; exiting")
+        return 0
+    }
+
+    // MARK: - Control endpoints
+
+    func readinessResponse(path: String) -> SimpleHTTPServer.Response {
+        guard path == "/healthz/ready" else { return .init(status: .notFound, body: "not found\n") }
+        let (ready, draining) = self.state.withLockedValue { ($0.ready, $0.draining) }
+        if ready && !draining { return .init(status: .ok, body: "ready\n") }
+        return .init(status: .serviceUnavailable, body: draining ? "draining\n" : "not ready\n")
+    }
+
+    struct StatusDocument: Encodable {
+        struct Listener: Encodable {
+            var address: String
+            var port: Int
+            var `protocol`: String
+        }
+        struct LastReload: Encodable {
+            var ok: Bool
+            var generation: Int
+            var time: String
+            var diagnostics: [String]
+        }
+        var generation: Int
+        var ready: Bool
+        var draining: Bool
+        var configDirectory: String
+        var lastReload: LastReload
+        var reloadsApplied: Int
+        var reloadFailures: Int
+        var listeners: [Listener]
+        var connections: Int
+    }
+
+    func adminResponse(path: String) -> SimpleHTTPServer.Response {
+        guard path == "/status" || path == "/" else { return .init(status: .notFound, body: "not found; try /status\n") }
+        let snapshot = self.holder.load()
+        let state = self.state.withLockedValue { $0 }
+        let document = StatusDocument(
+            generation: snapshot.generation,
+            ready: state.ready && !state.draining,
+            draining: state.draining,
+            configDirectory: self.configDirectory,
+            lastReload: .init(
+                ok: state.lastReload.ok,
+                generation: state.lastReload.generation,
+                time: state.lastReload.time,
+                diagnostics: state.lastReload.diagnostics
+            ),
+            reloadsApplied: state.reloadsApplied,
+            reloadFailures: state.reloadFailures,
+            listeners: self.listeners.listeners.map {
+                .init(address: $0.address, port: $0.port, protocol: snapshot.listeners[$0.port]?.protocol.rawValue ?? "closing")
+            },
+            connections: self.tracker.count
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return .init(status: .ok, contentType: "application/json", body: body + "\n")
     }
 }

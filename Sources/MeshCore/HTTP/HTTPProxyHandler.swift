@@ -1,0 +1,483 @@
+import NIOCore
+import NIOHTTP1
+
+/// What every HTTP connection of a listener shares: the snapshot, the pools, the log.
+public struct HTTPProxyEnvironment: Sendable {
+    public let holder: SnapshotHolder
+    public let pools: HTTPConnectionPools
+    public let log: MeshLog
+    public let port: Int
+
+    public init(holder: SnapshotHolder, pools: HTTPConnectionPools, log: MeshLog, port: Int) {
+        self.holder = holder
+        self.pools = pools
+        self.log = log
+        self.port = port
+    }
+}
+
+/// Sent down a connection's pipeline when the process starts draining: idle keep-alive connections
+/// close now, busy ones after their current response (with `connection: close`).
+public struct DrainEvent: Sendable {
+    public init() {}
+}
+
+/// The HTTP/1.1 connection manager and router for one downstream connection.
+///
+/// Per request: route with the snapshot current now (first matching VirtualService rule), pick a
+/// weighted cluster and an endpoint, lease a keep-alive upstream connection from this event loop's
+/// pool (or connect one), and stream the request and response through with backpressure:
+///
+/// - Request body: downstream reads are held while the upstream is connecting or not writable.
+/// - Response body: upstream reads are held while the downstream is not writable.
+/// - Pipelined requests wait in a short queue until the current response is done.
+/// - An upstream answering before the request body is done gets the rest dropped and both
+///   connections closed after the response, so no half-sent body ever reaches a reused connection.
+/// - Every local reply names its cause (``LocalReply``).
+final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Pipelined request parts held before reads stop.
+    static let maxQueuedParts = 128
+
+    private enum UpstreamState {
+        /// No upstream: before routing, or a local reply.
+        case none
+        case connecting
+        case attached(UpstreamHTTPHandler)
+        case finished
+    }
+
+    /// One request/response exchange.
+    private struct Exchange {
+        var requestHead: HTTPRequestHead
+        var keepAlive: Bool
+        var isHead: Bool
+        var upstream: UpstreamState = .none
+        /// Request parts received before the upstream was ready.
+        var pendingRequestParts: [HTTPClientRequestPart] = []
+        var requestComplete = false
+        var responseStarted = false
+        var responseComplete = false
+        /// The downstream response is close-delimited (HTTP/1.0 client, or no framing from upstream).
+        var closeAfterResponse = false
+        /// The rest of the request body is discarded (local reply or early upstream response).
+        var discardRequestBody = false
+        /// A HEAD response that announces chunked framing: no terminating chunk may follow.
+        var suppressEndMarker = false
+        var upstreamStart: NIODeadline = .now()
+    }
+
+    private let environment: HTTPProxyEnvironment
+    private var context: ChannelHandlerContext?
+    private var exchange: Exchange?
+    private var queuedParts: [HTTPServerRequestPart] = []
+    private var pendingRead = false
+    private var draining = false
+    private var closed = false
+
+    init(environment: HTTPProxyEnvironment) {
+        self.environment = environment
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: - Downstream events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        guard !self.closed else { return }
+        if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
+            // A pipelined request: it waits for the current response.
+            self.queuedParts.append(part)
+            return
+        }
+        self.handleRequestPart(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .attached(let upstream) = self.exchange?.upstream {
+            upstream.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed = true
+        if let exchange = self.exchange, case .attached(let upstream) = exchange.upstream {
+            // The client went away mid-exchange: the upstream connection cannot be reused.
+            upstream.close()
+        }
+        self.exchange = nil
+        self.queuedParts.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .attached(let upstream) = self.exchange?.upstream {
+            upstream.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let reply: LocalReply
+        switch error as? HTTPParserError {
+        case .headerOverflow: reply = .headersTooLarge
+        case .some(let parserError): reply = .badRequest("\(parserError)")
+        case .none:
+            // I/O errors (reset by peer, …): nothing to answer.
+            context.close(promise: nil)
+            return
+        }
+        self.environment.log.debug("http :\(self.environment.port) \(context.remoteAddress?.description ?? "-"): \(error)")
+        if var exchange = self.exchange {
+            if case .attached(let upstream) = exchange.upstream {
+                upstream.close()
+            }
+            exchange.upstream = .finished
+            self.exchange = exchange
+            if exchange.responseStarted {
+                context.close(promise: nil)
+                return
+            }
+        }
+        self.sendLocalReply(reply, forceClose: true)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            self.draining = true
+            if self.exchange == nil {
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.shouldHoldReads {
+            self.pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private var shouldHoldReads: Bool {
+        if self.queuedParts.count >= Self.maxQueuedParts { return true }
+        guard let exchange = self.exchange, !exchange.requestComplete, !exchange.discardRequestBody else { return false }
+        switch exchange.upstream {
+        case .connecting: return true
+        case .attached(let upstream): return !upstream.isWritable
+        case .none, .finished: return false
+        }
+    }
+
+    private func releaseHeldRead() {
+        if self.pendingRead, !self.shouldHoldReads, let context = self.context {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: - Requests
+
+    private func handleRequestPart(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            self.startExchange(head)
+        case .body(let buffer):
+            self.forwardRequestPart(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            self.exchange?.requestComplete = true
+            self.forwardRequestPart(.end(trailers))
+            self.finishIfDone()
+        }
+    }
+
+    private func forwardRequestPart(_ part: HTTPClientRequestPart) {
+        guard var exchange = self.exchange, !exchange.discardRequestBody else { return }
+        switch exchange.upstream {
+        case .connecting:
+            exchange.pendingRequestParts.append(part)
+            self.exchange = exchange
+        case .attached(let upstream):
+            let isEnd: Bool
+            if case .end = part { isEnd = true } else { isEnd = false }
+            upstream.send(part, flush: isEnd)
+        case .none, .finished:
+            break
+        }
+    }
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        let keepAlive = head.isKeepAlive && !self.draining
+        var exchange = Exchange(requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD)
+        self.exchange = exchange
+
+        guard head.version.major == 1, head.version.minor == 0 || head.headers.contains(name: "host") else {
+            self.sendLocalReply(.missingHost)
+            return
+        }
+        let snapshot = self.environment.holder.load()
+        guard let plan = snapshot.listeners[self.environment.port] else {
+            self.sendLocalReply(.noRoute)
+            return
+        }
+        let request = RouteRequest(head: head, port: self.environment.port)
+        guard let route = plan.http.route(request) else {
+            self.environment.log.debug("http :\(self.environment.port): no route for \(request.authority)\(request.path) (NR)")
+            self.sendLocalReply(.noRoute)
+            return
+        }
+        guard let cluster = route.destinations.pick() else {
+            self.sendLocalReply(.clusterNotFound)
+            return
+        }
+        guard let endpoint = cluster.pickEndpoint() else {
+            self.sendLocalReply(.noHealthyUpstream)
+            return
+        }
+
+        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            // Answer 100-continue here (as Envoy does) so the client sends its body at once.
+            self.context?.writeAndFlush(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                promise: nil
+            )
+        }
+
+        let upstreamHead = self.upstreamRequestHead(head)
+        let key = "\(cluster.name)|\(endpoint.hostPort)"
+        guard let eventLoop = self.context?.eventLoop else { return }
+        let pool = self.environment.pools.pool(for: eventLoop)
+        exchange.upstreamStart = .now()
+        if let connection = pool.takeIdle(key: key) {
+            self.exchange = exchange
+            self.attach(connection, head: upstreamHead, maxRequests: cluster.maxRequestsPerConnection)
+            return
+        }
+        exchange.upstream = .connecting
+        self.exchange = exchange
+        pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let current = self.exchange, case .connecting = current.upstream, !self.closed else {
+                    // The client left (or the exchange ended) while we were connecting.
+                    if case .success(let connection) = result { connection.close() }
+                    return
+                }
+                switch result {
+                case .success(let connection):
+                    self.attach(connection, head: upstreamHead, maxRequests: cluster.maxRequestsPerConnection)
+                case .failure(let error):
+                    self.environment.log.info(
+                        "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
+                    )
+                    self.exchange?.upstream = .finished
+                    self.sendLocalReply(.connectionFailure)
+                }
+            }
+    }
+
+    private func attach(_ connection: UpstreamHTTPHandler, head: HTTPRequestHead, maxRequests: Int) {
+        guard var exchange = self.exchange else { return }
+        connection.owner = self
+        connection.requestsSent += 1
+        exchange.upstream = .attached(connection)
+        let pending = exchange.pendingRequestParts
+        exchange.pendingRequestParts = []
+        var upstreamHead = head
+        if maxRequests > 0 && connection.requestsSent >= maxRequests {
+            upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
+        }
+        self.exchange = exchange
+        connection.send(.head(upstreamHead), flush: pending.isEmpty)
+        for part in pending {
+            connection.send(part, flush: false)
+        }
+        connection.flush()
+        self.releaseHeldRead()
+    }
+
+    /// The request as it goes upstream: hop-by-hop headers removed, x-forwarded-*, x-request-id added.
+    private func upstreamRequestHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var headers = head.headers
+        HopByHop.strip(&headers)
+        headers.remove(name: "expect")
+        let client = self.context?.remoteAddress?.ipAddress ?? "unknown"
+        if let forwarded = headers.first(name: "x-forwarded-for") {
+            headers.replaceOrAdd(name: "x-forwarded-for", value: "\(forwarded), \(client)")
+        } else {
+            headers.add(name: "x-forwarded-for", value: client)
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        if !headers.contains(name: "x-request-id") {
+            headers.add(name: "x-request-id", value: RequestID.make())
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    // MARK: - Upstream events (UpstreamHTTPOwner)
+
+    var downstreamWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard var exchange = self.exchange, let context = self.context else { return }
+        switch part {
+        case .head(let head):
+            exchange.responseStarted = true
+            let elapsed = NIODeadline.now() - exchange.upstreamStart
+            var headers = head.headers
+            HopByHop.strip(&headers)
+            headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(elapsed.nanoseconds / 1_000_000))
+            let framed = headers.contains(name: "content-length") || Self.isChunked(headers)
+            if !framed && head.status.mayHaveResponseBody && !exchange.isHead {
+                if exchange.requestHead.version == .http1_1 {
+                    headers.add(name: "transfer-encoding", value: "chunked")
+                } else {
+                    exchange.closeAfterResponse = true
+                }
+            }
+            if exchange.requestHead.version != .http1_1 && Self.isChunked(headers) {
+                // An HTTP/1.0 client cannot read chunks: send the body close-delimited.
+                headers.remove(name: "transfer-encoding")
+                exchange.closeAfterResponse = true
+            }
+            if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
+                headers.replaceOrAdd(name: "connection", value: "close")
+                exchange.keepAlive = false
+            } else if exchange.requestHead.version != .http1_1 {
+                headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            }
+            exchange.suppressEndMarker = exchange.isHead && Self.isChunked(headers)
+            self.exchange = exchange
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: headers))),
+                promise: nil
+            )
+        case .body(let buffer):
+            if !exchange.isHead {
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+        case .end(let trailers):
+            exchange.responseComplete = true
+            if !exchange.requestComplete {
+                // Early response: the rest of the request body is dropped, and neither connection is reused.
+                exchange.discardRequestBody = true
+                exchange.keepAlive = false
+                if case .attached(let upstream) = exchange.upstream {
+                    upstream.close()
+                }
+                exchange.upstream = .finished
+            }
+            self.exchange = exchange
+            if exchange.suppressEndMarker {
+                context.flush()
+            } else {
+                context.writeAndFlush(self.wrapOutboundOut(.end(exchange.closeAfterResponse ? nil : trailers)), promise: nil)
+            }
+            self.finishIfDone()
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamClosed() {
+        guard var exchange = self.exchange, case .attached = exchange.upstream else { return }
+        exchange.upstream = .finished
+        self.exchange = exchange
+        if exchange.responseComplete { return }
+        if exchange.responseStarted {
+            // Reset mid-response: the client must see a broken response, not a short one.
+            self.context?.close(promise: nil)
+        } else {
+            self.sendLocalReply(.connectionTermination)
+        }
+    }
+
+    func upstreamBecameWritable() {
+        self.releaseHeldRead()
+    }
+
+    // MARK: - Finishing
+
+    /// After the response is complete and the request is read: release the upstream, then close or
+    /// serve the next (queued) request.
+    private func finishIfDone() {
+        // Done when the response is out and the request is read, or when the connection closes anyway.
+        guard let exchange = self.exchange, exchange.responseComplete,
+            exchange.requestComplete || (exchange.discardRequestBody && !exchange.keepAlive)
+        else { return }
+        if case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop {
+            self.environment.pools.pool(for: eventLoop).release(upstream)
+        }
+        self.exchange = nil
+        guard exchange.keepAlive, !exchange.closeAfterResponse, !self.draining, exchange.requestComplete else {
+            self.closeDownstream()
+            return
+        }
+        // Serve pipelined requests in order, up to the next complete request.
+        while !self.closed, !self.queuedParts.isEmpty, !(self.exchange?.requestComplete ?? false) {
+            self.handleRequestPart(self.queuedParts.removeFirst())
+        }
+        self.releaseHeldRead()
+    }
+
+    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
+        guard let context = self.context else { return }
+        var exchange = self.exchange ?? Exchange(requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false)
+        // A request whose body is still coming cannot be followed by another on this connection;
+        // one without a body only has its end marker left, which is read and dropped.
+        let bodyPending = !exchange.requestComplete && Self.hasBody(exchange.requestHead)
+        let close = forceClose || !exchange.keepAlive || bodyPending || self.draining
+        exchange.keepAlive = !close
+        exchange.responseStarted = true
+        exchange.responseComplete = true
+        exchange.discardRequestBody = true
+        if case .connecting = exchange.upstream { exchange.upstream = .finished }
+        self.exchange = exchange
+        context.write(self.wrapOutboundOut(.head(reply.head(version: exchange.requestHead.version, close: close))), promise: nil)
+        if !reply.body.isEmpty && !exchange.isHead {
+            var buffer = context.channel.allocator.buffer(capacity: reply.body.utf8.count)
+            buffer.writeString(reply.body)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        if close {
+            self.exchange = nil
+            self.closeDownstream()
+        } else {
+            self.finishIfDone()
+        }
+    }
+
+    private func closeDownstream() {
+        self.closed = true
+        self.queuedParts.removeAll()
+        self.context?.close(promise: nil)
+    }
+
+    /// Whether a request head announces a body (RFC 9112 §6.3: a request has one only with
+    /// Content-Length or Transfer-Encoding).
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        if head.headers.contains(name: "transfer-encoding") { return true }
+        if let length = head.headers.first(name: "content-length") { return length != "0" }
+        return false
+    }
+
+    static func isChunked(_ headers: HTTPHeaders) -> Bool {
+        headers[canonicalForm: "transfer-encoding"].last?.lowercased() == "chunked"
+    }
+}

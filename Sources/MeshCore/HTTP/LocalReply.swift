@@ -1,0 +1,69 @@
+import NIOHTTP1
+
+/// A response the gateway makes itself, always naming its cause: the Envoy response flag in
+/// `x-meshgate-response-flags` and the response-code details in `x-meshgate-details`, so nobody
+/// has to guess why a 404 or a 503 happened.
+public struct LocalReply: Sendable, Equatable {
+    public var status: HTTPResponseStatus
+    /// Envoy's short response flag (`NR`, `UH`, `UF`, …), or `-` for none.
+    public var flags: String
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` (`route_not_found`, …).
+    public var details: String
+    public var body: String
+
+    public static let noRoute = LocalReply(status: .notFound, flags: "NR", details: "route_not_found", body: "")
+
+    public static let noHealthyUpstream = LocalReply(
+        status: .serviceUnavailable, flags: "UH", details: "no_healthy_upstream", body: "no healthy upstream"
+    )
+
+    public static let clusterNotFound = LocalReply(
+        status: .serviceUnavailable, flags: "NC", details: "cluster_not_found", body: "cluster not found"
+    )
+
+    public static let connectionFailure = LocalReply(
+        status: .serviceUnavailable,
+        flags: "UF",
+        details: "upstream_reset_before_response_started{connection_failure}",
+        body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+    )
+
+    public static let connectionTermination = LocalReply(
+        status: .serviceUnavailable,
+        flags: "UC",
+        details: "upstream_reset_before_response_started{connection_termination}",
+        body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+    )
+
+    public static let missingHost = LocalReply(
+        status: .badRequest, flags: "DPE", details: "missing_host_header", body: "Bad Request: missing host header"
+    )
+
+    public static func badRequest(_ reason: String) -> LocalReply {
+        LocalReply(status: .badRequest, flags: "DPE", details: "http1.codec_error{\(reason)}", body: "Bad Request: \(reason)")
+    }
+
+    public static let headersTooLarge = LocalReply(
+        status: .requestHeaderFieldsTooLarge,
+        flags: "DPE",
+        details: "http1.headers_too_large",
+        body: "Request Header Fields Too Large: at most 100 headers and 60 KiB"
+    )
+
+    /// The response head; `close` adds `connection: close`.
+    func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(6)
+        headers.add(name: "content-length", value: String(self.body.utf8.count))
+        if !self.body.isEmpty {
+            headers.add(name: "content-type", value: "text/plain")
+        }
+        headers.add(name: "x-meshgate-response-flags", value: self.flags)
+        headers.add(name: "x-meshgate-details", value: self.details)
+        headers.add(name: "server", value: "meshgate")
+        if close {
+            headers.add(name: "connection", value: "close")
+        }
+        return HTTPResponseHead(version: version, status: self.status, headers: headers)
+    }
+}

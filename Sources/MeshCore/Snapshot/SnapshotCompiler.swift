@@ -1,0 +1,216 @@
+import MeshConfig
+import NIOCore
+
+/// validated → compiled: turns a ``MeshConfiguration`` into an immutable ``Snapshot`` for the
+/// gateway role.
+///
+/// Validation has already checked cross-references; what can still fail here is what only shows
+/// when compiling (an endpoint address that does not resolve, two routes that cannot coexist),
+/// and every such problem is collected, never just the first.
+public struct SnapshotCompiler {
+    /// The default `connectionPool.tcp.connectTimeout` (Istio: 10s).
+    public static let defaultConnectTimeout: TimeAmount = .seconds(10)
+    /// The default `connectionPool.http.idleTimeout` of pooled upstream connections (Istio: 1h).
+    public static let defaultUpstreamIdleTimeout: TimeAmount = .hours(1)
+
+    public struct CompileError: Error, CustomStringConvertible {
+        public var diagnostics: [Diagnostic]
+        public var description: String { self.diagnostics.map(\.description).joined(separator: "\n") }
+    }
+
+    private let config: MeshConfiguration
+    private var clusters: [String: Cluster] = [:]
+    private var diagnostics: [Diagnostic] = []
+
+    private init(config: MeshConfiguration) {
+        self.config = config
+    }
+
+    /// Compiles the gateway role's snapshot: the Gateways whose selector matches this instance's
+    /// labels, and the VirtualServices bound to them.
+    public static func compileGateway(_ config: MeshConfiguration, generation: Int) throws(CompileError) -> Snapshot {
+        var compiler = SnapshotCompiler(config: config)
+        let listeners = compiler.compileListeners()
+        guard !compiler.diagnostics.hasErrors else { throw CompileError(diagnostics: compiler.diagnostics) }
+        return Snapshot(
+            generation: generation,
+            settings: config.settings,
+            listeners: listeners,
+            clusters: compiler.clusters
+        )
+    }
+
+    // MARK: - Listeners
+
+    private mutating func compileListeners() -> [Int: ListenerPlan] {
+        let labels = self.config.settings.labels
+        let gateways = self.config.gateways.filter { gateway in
+            gateway.selector.allSatisfy { labels[$0.key] == $0.value }
+        }
+        var serversByPort: [Int: [(gateway: Gateway, server: GatewayServer)]] = [:]
+        for gateway in gateways {
+            for server in gateway.servers {
+                serversByPort[server.portNumber, default: []].append((gateway, server))
+            }
+        }
+        var listeners: [Int: ListenerPlan] = [:]
+        for (port, servers) in serversByPort {
+            let gatewayNames = Array(Set(servers.map { $0.gateway.qualifiedName })).sorted()
+            let proto = servers[0].server.protocol
+            var table = HTTPRouteTable()
+            var tcp: [TCPRouteEntry] = []
+            for virtualService in self.config.virtualServices {
+                let bound = servers.filter { virtualService.gateways.contains($0.gateway.qualifiedName) }
+                guard !bound.isEmpty else { continue }
+                if proto.isHTTP {
+                    let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames)
+                    for domain in Self.domains(virtualServiceHosts: virtualService.hosts, serverHosts: bound.flatMap(\.server.hosts)) {
+                        table.add(domain: domain, routes: routes)
+                    }
+                } else {
+                    tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames)
+                }
+            }
+            listeners[port] = ListenerPlan(port: port, protocol: proto, gatewayNames: gatewayNames, http: table, tcp: tcp)
+        }
+        return listeners
+    }
+
+    /// The virtual-host domains a VirtualService gets on a server: the intersection of its hosts with
+    /// the server's hosts, each pair giving the narrower of the two.
+    static func domains(virtualServiceHosts: [String], serverHosts: [String]) -> [String] {
+        var result: [String] = []
+        for vsHost in virtualServiceHosts {
+            for serverHost in serverHosts {
+                let domain: String?
+                if hostMatches(pattern: serverHost, host: vsHost) {
+                    domain = vsHost
+                } else if hostMatches(pattern: vsHost, host: serverHost) {
+                    domain = serverHost
+                } else {
+                    domain = nil
+                }
+                if let domain, !result.contains(domain) { result.append(domain) }
+            }
+        }
+        return result
+    }
+
+    private mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [CompiledHTTPRoute] {
+        var routes: [CompiledHTTPRoute] = []
+        for (index, route) in vs.http.enumerated() {
+            let path = "\(vs.meta.pathPrefix).spec.http[\(index)]"
+            do {
+                let matches = try route.match.map { try CompiledHTTPMatch($0, listenerGateways: listenerGateways) }
+                let destinations = self.weightedClusters(route.route, path: path, location: route.location)
+                routes.append(
+                    CompiledHTTPRoute(
+                        name: route.name ?? "\(vs.meta.namespace).\(vs.meta.name).\(index)",
+                        matches: matches,
+                        destinations: destinations
+                    )
+                )
+            } catch {
+                self.diagnostics.append(Diagnostic(.error, at: route.location, path: path, "\(error)"))
+            }
+        }
+        return routes
+    }
+
+    private mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [TCPRouteEntry] {
+        vs.tcp.enumerated().map { index, route in
+            let path = "\(vs.meta.pathPrefix).spec.tcp[\(index)]"
+            return TCPRouteEntry(
+                name: "\(vs.meta.namespace).\(vs.meta.name).\(index)",
+                route: route,
+                listenerGateways: listenerGateways,
+                destinations: self.weightedClusters(route.route, path: path, location: route.location)
+            )
+        }
+    }
+
+    // MARK: - Clusters
+
+    private mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
+        var weighted: [(cluster: Cluster, weight: Int)] = []
+        for (index, destination) in destinations.enumerated() {
+            if let cluster = self.cluster(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
+                weighted.append((cluster, destination.weight))
+            }
+        }
+        return WeightedClusters(weighted)
+    }
+
+    private mutating func cluster(for destination: Destination, path: String, location: SourceLocation?) -> Cluster? {
+        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else {
+            self.diagnostics.append(Diagnostic(.error, at: location, path: path, "no service declares host \(destination.host)"))
+            return nil
+        }
+        let servicePort: ServicePort
+        if let number = destination.port {
+            guard let port = service.ports.first(where: { $0.number == number }) else {
+                self.diagnostics.append(Diagnostic(.error, at: location, path: path, "service \(service.fqdn) has no port \(number)"))
+                return nil
+            }
+            servicePort = port
+        } else {
+            guard let port = service.ports.first else {
+                self.diagnostics.append(Diagnostic(.error, at: location, path: path, "service \(service.fqdn) declares no port"))
+                return nil
+            }
+            servicePort = port
+        }
+        let name = "outbound|\(servicePort.number)|\(destination.subset ?? "")|\(service.fqdn)"
+        if let existing = self.clusters[name] { return existing }
+
+        let rule = self.config.destinationRules.first { $0.host == service.fqdn }
+            ?? self.config.destinationRules.first { hostMatches(pattern: $0.host, host: service.fqdn) }
+        var selector: [String: String] = [:]
+        var policy = rule?.trafficPolicy
+        if let subsetName = destination.subset {
+            guard let subset = rule?.subsets.first(where: { $0.name == subsetName }) else {
+                self.diagnostics.append(
+                    Diagnostic(.error, at: location, path: path, "no DestinationRule defines subset \(subsetName) of \(service.fqdn)")
+                )
+                return nil
+            }
+            selector = subset.labels
+            policy = subset.trafficPolicy?.overriding(policy) ?? policy
+        }
+
+        var endpoints: [ClusterEndpoint] = []
+        for endpoint in service.endpoints where selector.allSatisfy({ endpoint.labels[$0.key] == $0.value }) {
+            let port = endpoint.port(for: servicePort)
+            do {
+                let address = try SocketAddress.makeAddressResolvingHost(endpoint.address, port: port)
+                endpoints.append(
+                    ClusterEndpoint(address: address, hostPort: "\(endpoint.address):\(port)", labels: endpoint.labels, workloadName: endpoint.name)
+                )
+            } catch {
+                self.diagnostics.append(
+                    Diagnostic(.error, at: service.meta.location, path: "\(service.meta.pathPrefix).endpoints",
+                               "endpoint \(endpoint.name) address \(endpoint.address) does not resolve: \(error)")
+                )
+            }
+        }
+        let cluster = Cluster(
+            name: name,
+            serviceFQDN: service.fqdn,
+            servicePort: servicePort.number,
+            subset: destination.subset,
+            endpoints: endpoints,
+            connectTimeout: policy?.connectTimeout.map(TimeAmount.init) ?? Self.defaultConnectTimeout,
+            upstreamIdleTimeout: policy?.upstreamIdleTimeout.map(TimeAmount.init) ?? Self.defaultUpstreamIdleTimeout,
+            maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0
+        )
+        self.clusters[name] = cluster
+        return cluster
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,67 @@
+import Atomics
+import MeshConfig
+import NIOCore
+
+/// An upstream cluster: the endpoints of one (service, port, subset) with its traffic policy.
+///
+/// Named as Istio names them, `outbound|9080|v1|reviews.default.svc.cluster.local`, so the names
+/// in logs and metrics are the ones an Istio user already knows.
+public final class Cluster: Sendable {
+    public let name: String
+    public let serviceFQDN: String
+    public let servicePort: Int
+    public let subset: String?
+    public let endpoints: [ClusterEndpoint]
+    public let connectTimeout: TimeAmount
+    public let upstreamIdleTimeout: TimeAmount
+    public let maxRequestsPerConnection: Int
+    private let nextIndex = ManagedAtomic<Int>(0)
+
+    public init(
+        name: String,
+        serviceFQDN: String,
+        servicePort: Int,
+        subset: String?,
+        endpoints: [ClusterEndpoint],
+        connectTimeout: TimeAmount,
+        upstreamIdleTimeout: TimeAmount,
+        maxRequestsPerConnection: Int
+    ) {
+        self.name = name
+        self.serviceFQDN = serviceFQDN
+        self.servicePort = servicePort
+        self.subset = subset
+        self.endpoints = endpoints
+        self.connectTimeout = connectTimeout
+        self.upstreamIdleTimeout = upstreamIdleTimeout
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+    }
+
+    /// Round-robin over the endpoints; nil when the cluster has none (`no healthy upstream`).
+    public func pickEndpoint() -> ClusterEndpoint? {
+        switch self.endpoints.count {
+        case 0: return nil
+        case 1: return self.endpoints[0]
+        default:
+            let index = self.nextIndex.loadThenWrappingIncrement(ordering: .relaxed)
+            return self.endpoints[Int(UInt(bitPattern: index) % UInt(self.endpoints.count))]
+        }
+    }
+}
+
+/// One endpoint of a cluster.
+public struct ClusterEndpoint: Sendable, Hashable {
+    public let address: SocketAddress
+    /// `ip:port`, as Envoy prints `%UPSTREAM_HOST%`.
+    public let hostPort: String
+    public let labels: [String: String]
+    /// The WorkloadEntry this endpoint came from.
+    public let workloadName: String
+
+    public init(address: SocketAddress, hostPort: String, labels: [String: String], workloadName: String) {
+        self.address = address
+        self.hostPort = hostPort
+        self.labels = labels
+        self.workloadName = workloadName
+    }
+}

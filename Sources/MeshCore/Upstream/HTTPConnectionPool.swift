@@ -1,0 +1,88 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Upstream HTTP/1.1 keep-alive connections, one pool per event loop (as Envoy keeps per-worker
+/// pools), so a downstream connection and its upstream always share a loop and nothing locks.
+///
+/// Idle connections are kept LIFO per `cluster|endpoint` (the most recently used is the warmest and
+/// the least likely to have been closed by the server).
+public final class HTTPConnectionPools: Sendable {
+    private let pools: [ObjectIdentifier: LoopPool]
+
+    public init(group: EventLoopGroup) {
+        var pools: [ObjectIdentifier: LoopPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop)
+        }
+        self.pools = pools
+    }
+
+    /// The pool of `eventLoop`; call only on that loop.
+    func pool(for eventLoop: EventLoop) -> LoopPool {
+        guard let pool = self.pools[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("event loop \(eventLoop) is not part of the proxy's group")
+        }
+        return pool
+    }
+}
+
+/// The idle connections of one event loop. Confined to that loop: every method asserts it.
+final class LoopPool: @unchecked Sendable {
+    /// At most this many idle connections per key; more are closed when released.
+    static let maxIdlePerKey = 256
+
+    let eventLoop: EventLoop
+    private var idle: [String: [UpstreamHTTPHandler]] = [:]
+
+    init(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// An idle, still-open connection for `key`, or nil.
+    func takeIdle(key: String) -> UpstreamHTTPHandler? {
+        self.eventLoop.assertInEventLoop()
+        while var list = self.idle[key], let connection = list.popLast() {
+            self.idle[key] = list
+            if connection.isActive { return connection }
+        }
+        return nil
+    }
+
+    /// Opens a new connection to `endpoint` on this loop.
+    func connect(key: String, endpoint: ClusterEndpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamHTTPHandler> {
+        self.eventLoop.assertInEventLoop()
+        return ClientBootstrap(group: self.eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
+                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(UpstreamHTTPHandler(key: key))
+                }
+            }
+            .connect(to: endpoint.address)
+            .flatMapThrowing { channel in
+                try channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
+            }
+    }
+
+    /// Returns a connection after a complete exchange; closed if the pool for its key is full.
+    func release(_ connection: UpstreamHTTPHandler) {
+        self.eventLoop.assertInEventLoop()
+        connection.owner = nil
+        guard connection.isActive else { return }
+        var list = self.idle[connection.key, default: []]
+        list.removeAll { !$0.isActive }
+        if list.count >= Self.maxIdlePerKey {
+            connection.close()
+        } else {
+            list.append(connection)
+        }
+        self.idle[connection.key] = list
+    }
+}

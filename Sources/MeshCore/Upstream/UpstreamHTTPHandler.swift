@@ -1,0 +1,111 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream HTTP/1.1 connection reports to the downstream exchange that leases it.
+///
+/// Both sides live on the same event loop, so these are plain calls with no locks.
+protocol UpstreamHTTPOwner: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamClosed()
+    func upstreamBecameWritable()
+    /// Whether the downstream can take more response bytes; when false, upstream reads wait.
+    var downstreamWritable: Bool { get }
+}
+
+/// The last handler of a pooled upstream HTTP/1.1 connection. While leased it hands every response
+/// part to its owner and holds `read()` back while the owner's downstream is not writable; while
+/// idle in the pool any data or EOF from the server closes it.
+final class UpstreamHTTPHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// Pool key: `cluster|ip:port`.
+    let key: String
+    weak var owner: (any UpstreamHTTPOwner)?
+    private(set) var context: ChannelHandlerContext?
+    private var pendingRead = false
+    /// Requests sent on this connection so far (for `maxRequestsPerConnection`).
+    var requestsSent = 0
+
+    init(key: String) {
+        self.key = key
+    }
+
+    var isActive: Bool { self.context?.channel.isActive ?? false }
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Used by the owner
+
+    func send(_ part: HTTPClientRequestPart, flush: Bool) {
+        guard let context = self.context else { return }
+        context.write(self.wrapOutboundOut(part), promise: nil)
+        if flush { context.flush() }
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    func close() {
+        self.owner = nil
+        self.context?.close(promise: nil)
+    }
+
+    /// The owner's downstream became writable: release a held read.
+    func resumeReading() {
+        if self.pendingRead, let context = self.context {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        if let owner = self.owner {
+            owner.upstreamReceived(part)
+        } else {
+            // A response nobody asked for (or bytes on an idle connection): it cannot be reused.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.owner?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.upstreamClosed()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.owner?.upstreamBecameWritable()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let owner = self.owner, !owner.downstreamWritable {
+            self.pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+}

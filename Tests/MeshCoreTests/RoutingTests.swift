@@ -1,0 +1,115 @@
+import MeshConfig
+import NIOHTTP1
+import Testing
+
+@testable import MeshCore
+
+@Suite struct RoutingTests {
+    private func request(_ uri: String, host: String = "example.com", headers: [(String, String)] = [], method: HTTPMethod = .GET) -> RouteRequest {
+        var all = HTTPHeaders([("host", host)])
+        all.add(contentsOf: headers)
+        return RouteRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: all), port: 8080)
+    }
+
+    private func table(_ http: [HTTPRoute], hosts: [String] = ["*"]) throws -> HTTPRouteTable {
+        let snapshot = try SnapshotCompiler.compileGateway(Fixtures.configuration(http: http, hosts: hosts), generation: 1)
+        return try #require(snapshot.listeners[8080]).http
+    }
+
+    @Test func firstMatchingRuleWinsAndMatchesAreORedFieldsANDed() throws {
+        let table = try self.table([
+            HTTPRoute(
+                name: "jason",
+                match: [HTTPMatchRequest(uri: .prefix("/reviews"), headers: [HeaderMatch(name: "end-user", match: .exact("jason"))])],
+                route: [Fixtures.to("reviews", "v2")]
+            ),
+            HTTPRoute(
+                name: "pages",
+                match: [HTTPMatchRequest(uri: .exact("/productpage")), HTTPMatchRequest(uri: .regex("/ratings/[0-9]+"))],
+                route: [Fixtures.to("productpage")]
+            ),
+            HTTPRoute(name: "reviews", match: [HTTPMatchRequest(uri: .prefix("/reviews"))], route: [Fixtures.to("reviews", "v1")]),
+        ])
+        #expect(table.route(self.request("/reviews/1", headers: [("end-user", "jason")]))?.name == "jason")
+        #expect(table.route(self.request("/reviews/1", headers: [("end-user", "mary")]))?.name == "reviews")
+        #expect(table.route(self.request("/productpage?x=1"))?.name == "pages")
+        #expect(table.route(self.request("/ratings/42"))?.name == "pages")
+        // Regex matches the whole path, not a substring.
+        #expect(table.route(self.request("/ratings/42/x")) == nil)
+        #expect(table.route(self.request("/productpage/extra")) == nil)
+    }
+
+    @Test func headerPresenceMethodAndQueryParams() throws {
+        let table = try self.table([
+            HTTPRoute(
+                name: "presence",
+                match: [HTTPMatchRequest(method: .exact("POST"), headers: [HeaderMatch(name: "x-canary", match: nil)])],
+                route: [Fixtures.to("reviews", "v3")]
+            ),
+            HTTPRoute(
+                name: "query",
+                match: [HTTPMatchRequest(queryParams: [HeaderMatch(name: "v", match: .exact("2"))])],
+                route: [Fixtures.to("reviews", "v2")]
+            ),
+        ])
+        #expect(table.route(self.request("/", headers: [("x-canary", "")], method: .POST))?.name == "presence")
+        #expect(table.route(self.request("/", headers: [("x-canary", "1")], method: .GET)) == nil)
+        #expect(table.route(self.request("/a?u=1&v=2"))?.name == "query")
+        #expect(table.route(self.request("/a?v=3")) == nil)
+    }
+
+    @Test func virtualHostsExactThenLongestWildcardAndPortIsIgnored() throws {
+        let config = MeshConfiguration(
+            gateways: [Fixtures.gateway],
+            virtualServices: [
+                VirtualService(meta: ResourceMeta(kind: "VirtualService", name: "a", namespace: "default"), hosts: ["api.example.com"],
+                               gateways: ["default/gw"], http: [HTTPRoute(name: "exact", match: [], route: [Fixtures.to("reviews", "v1")])], tcp: []),
+                VirtualService(meta: ResourceMeta(kind: "VirtualService", name: "b", namespace: "default"), hosts: ["*.example.com"],
+                               gateways: ["default/gw"], http: [HTTPRoute(name: "wild", match: [], route: [Fixtures.to("reviews", "v2")])], tcp: []),
+            ],
+            destinationRules: Fixtures.configuration(http: []).destinationRules,
+            services: Fixtures.configuration(http: []).services
+        )
+        let table = try #require(try SnapshotCompiler.compileGateway(config, generation: 1).listeners[8080]).http
+        #expect(table.route(self.request("/", host: "api.example.com:8080"))?.name == "exact")
+        #expect(table.route(self.request("/", host: "API.Example.com"))?.name == "exact")
+        #expect(table.route(self.request("/", host: "web.example.com"))?.name == "wild")
+        #expect(table.route(self.request("/", host: "example.org")) == nil)
+    }
+
+    @Test func clustersAreNamedAsIstioNamesThemAndSubsetsSelectEndpoints() throws {
+        let snapshot = try SnapshotCompiler.compileGateway(
+            Fixtures.configuration(http: [HTTPRoute(match: [], route: [Fixtures.to("reviews", "v2")])]), generation: 7
+        )
+        let cluster = try #require(snapshot.clusters["outbound|9080|v2|reviews.default.svc.cluster.local"])
+        #expect(cluster.endpoints.map(\.hostPort) == ["127.0.9.2:9080"])
+        #expect(cluster.connectTimeout == .seconds(10))
+        #expect(snapshot.generation == 7)
+    }
+
+    @Test func weightedPickFollowsTheWeights() throws {
+        let snapshot = try SnapshotCompiler.compileGateway(
+            Fixtures.configuration(http: [], tcp: [TCPRoute(match: [L4Match(port: 31400)], route: [Fixtures.to("echo", "v1", weight: 80), Fixtures.to("echo", "v2", weight: 20)])]),
+            generation: 1
+        )
+        let route = try #require(snapshot.listeners[31400]?.tcp.first)
+        #expect(route.matches(port: 31400))
+        // Every roll in 0..<100 lands by the cumulative weights: exactly 20 go to v2.
+        let picks = (0..<100).compactMap { route.destinations.pick(roll: $0)?.subset }
+        #expect(picks.filter { $0 == "v2" }.count == 20)
+        let random = FastRandom(seed: 42)
+        let sampled = (0..<10_000).compactMap { _ in route.destinations.pick(using: random)?.subset }
+        let share = Double(sampled.filter { $0 == "v2" }.count) / 10_000
+        #expect(share > 0.18 && share < 0.22)
+    }
+
+    @Test func requestIDsAreVersion4UUIDs() {
+        let id = RequestID.make()
+        #expect(id.count == 36)
+        let parts = id.split(separator: "-")
+        #expect(parts.map(\.count) == [8, 4, 4, 4, 12])
+        #expect(parts[2].first == "4")
+        #expect("89ab".contains(parts[3].first!))
+        #expect(RequestID.make() != id)
+    }
+}
