@@ -26,11 +26,13 @@ public struct ConfigLoadResult: Sendable {
 public enum ConfigLoader {
     /// Reads `DIR/meshgate.yaml` and every other `*.yaml` / `*.yml` below DIR (sorted by path).
     public static func load(directory: String) -> ConfigLoadResult {
-        ConfigLoadResult(configuration: nil, diagnostics: [Diagnostic(.error, at: nil, path: "", "not yet implemented")])
+        let sink = DiagnosticSink()
+        let files = ConfigDirectory.read(directory, sink: sink)
+        return LoadPipeline.run(files, sink: sink)
     }
 
     /// The same on files already read; `meshgate.yaml` is the file whose last path component is that name.
     public static func load(files: [ConfigFile]) -> ConfigLoadResult {
-        ConfigLoadResult(configuration: nil, diagnostics: [Diagnostic(.error, at: nil, path: "", "not yet implemented")])
+        LoadPipeline.run(files, sink: DiagnosticSink())
     }
 }

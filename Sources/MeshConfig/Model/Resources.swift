@@ -352,6 +352,28 @@ public struct ServicePort: Sendable, Hashable {
     }
 }
 
+/// ServiceEntry `resolution`: how a service's endpoint addresses are found.
+public enum ServiceResolution: String, Sendable, Hashable {
+    /// Forward to the address the client connected to (ServiceEntry default). Meshgate has no
+    /// original destination to forward to, so such a service needs endpoints from a workloadSelector.
+    case none = "NONE"
+    /// The endpoints' addresses are IP addresses, used as they are. Kubernetes Services are static.
+    case `static` = "STATIC"
+    /// Resolve each endpoint address (a host name) by DNS and use every address (Envoy STRICT_DNS).
+    /// A DNS ServiceEntry without endpoints gets one endpoint per host whose address is the host.
+    case dns = "DNS"
+    /// Resolve by DNS and use the first address per connection (Envoy LOGICAL_DNS).
+    case dnsRoundRobin = "DNS_ROUND_ROBIN"
+}
+
+/// ServiceEntry `location`: inside the mesh (mTLS, workload telemetry) or outside it.
+public enum ServiceLocation: String, Sendable, Hashable {
+    /// Default of a ServiceEntry.
+    case meshExternal = "MESH_EXTERNAL"
+    /// Kubernetes Services are always inside the mesh.
+    case meshInternal = "MESH_INTERNAL"
+}
+
 /// A service as Meshgate knows it: from a ServiceEntry, or from a Kubernetes `v1 Service`.
 public struct Service: Sendable, Hashable {
     public var meta: ResourceMeta
@@ -359,12 +381,25 @@ public struct Service: Sendable, Hashable {
     public var fqdn: String
     public var ports: [ServicePort]
     public var endpoints: [Endpoint]
+    /// How endpoint addresses are found. `.static` for a Kubernetes Service.
+    public var resolution: ServiceResolution
+    /// Inside or outside the mesh. `.meshInternal` for a Kubernetes Service.
+    public var location: ServiceLocation
 
-    public init(meta: ResourceMeta, fqdn: String, ports: [ServicePort], endpoints: [Endpoint]) {
+    public init(
+        meta: ResourceMeta,
+        fqdn: String,
+        ports: [ServicePort],
+        endpoints: [Endpoint],
+        resolution: ServiceResolution = .static,
+        location: ServiceLocation = .meshInternal
+    ) {
         self.meta = meta
         self.fqdn = fqdn
         self.ports = ports
         self.endpoints = endpoints
+        self.resolution = resolution
+        self.location = location
     }
 }
 

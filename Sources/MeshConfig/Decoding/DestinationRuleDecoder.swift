@@ -1,0 +1,99 @@
+/// `kind: DestinationRule` → ``DestinationRule``.
+enum DestinationRuleDecoder {
+    static let spec = Schema(["host", "trafficPolicy", "subsets"], unsupported: ["exportTo", "workloadSelector"])
+    static let trafficPolicy = Schema(
+        ["loadBalancer", "connectionPool"],
+        unsupported: ["outlierDetection", "tls", "portLevelSettings", "tunnel", "proxyProtocol", "retryBudget"]
+    )
+    static let loadBalancer = Schema(
+        ["simple"], unsupported: ["consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"]
+    )
+    static let connectionPool = Schema(["tcp", "http"])
+    static let tcpSettings = Schema(
+        ["maxConnections", "connectTimeout"], unsupported: ["tcpKeepalive", "maxConnectionDuration", "idleTimeout"]
+    )
+    static let httpSettings = Schema(
+        ["maxRequestsPerConnection", "idleTimeout"],
+        unsupported: [
+            "http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "h2UpgradePolicy", "useClientProtocol",
+            "maxConcurrentStreams",
+        ]
+    )
+    static let subset = Schema(["name", "labels", "trafficPolicy"])
+
+    static func decode(meta: ResourceMeta, spec field: Field) -> DestinationRuleDeclaration? {
+        guard let spec = field.map(Self.spec) else { return nil }
+        guard let hostField = spec.required("host"), let host = hostField.string() else { return nil }
+        if host.isEmpty || host == "*" {
+            hostField.error("invalid host \"\(host)\"; name a service")
+        }
+        let policy = spec.map("trafficPolicy", Self.trafficPolicy).map(self.trafficPolicy)
+        var subsets: [Subset] = []
+        var places: [Place] = []
+        var names: [String: Int] = [:]
+        for subset in spec.maps("subsets", Self.subset) ?? [] {
+            guard let name = subset.required("name")?.string() else { continue }
+            if let first = names[name] {
+                subset.field.error("subset '\(name)' is already defined by subsets[\(first)]")
+                continue
+            }
+            names[name] = subsets.count
+            var labels: [String: String] = [:]
+            var labelsValid = true
+            if let field = subset["labels"] {
+                if let map = field.stringMap() { labels = map } else { labelsValid = false }
+            }
+            if labels.isEmpty, labelsValid {
+                subset.field.warning("subset '\(name)' has no labels: it selects every endpoint of the service")
+            }
+            let subsetPolicy = subset.map("trafficPolicy", Self.trafficPolicy).map(self.trafficPolicy)
+            subsets.append(Subset(name: name, labels: labels, trafficPolicy: subsetPolicy))
+            places.append(subset.place)
+        }
+        return DestinationRuleDeclaration(
+            rule: DestinationRule(
+                meta: meta, host: resolveHost(host, namespace: meta.namespace), trafficPolicy: policy, subsets: subsets
+            ),
+            host: hostField.place,
+            subsets: places
+        )
+    }
+
+    private static func trafficPolicy(_ policy: MapReader) -> TrafficPolicy {
+        let pool = policy.map("connectionPool", Self.connectionPool)
+        let tcp = pool?.map("tcp", Self.tcpSettings)
+        let http = pool?.map("http", Self.httpSettings)
+        return TrafficPolicy(
+            connectTimeout: tcp?["connectTimeout"].flatMap(self.connectTimeout),
+            maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
+            maxRequestsPerConnection: http?.int("maxRequestsPerConnection", in: 0...Int(Int32.max)),
+            upstreamIdleTimeout: http?.duration("idleTimeout"),
+            loadBalancer: policy.map("loadBalancer", Self.loadBalancer)?["simple"].flatMap(self.loadBalancer)
+        )
+    }
+
+    private static func connectTimeout(_ field: Field) -> Duration? {
+        guard let timeout = field.duration() else { return nil }
+        guard timeout >= .milliseconds(1) else {
+            field.error("connectTimeout must be at least 1ms")
+            return nil
+        }
+        return timeout
+    }
+
+    private static func loadBalancer(_ field: Field) -> LoadBalancerPolicy? {
+        guard let text = field.string() else { return nil }
+        switch text {
+        case "ROUND_ROBIN": return .roundRobin
+        case "RANDOM": return .random
+        case "LEAST_REQUEST", "LEAST_CONN": return .leastRequest
+        case "UNSPECIFIED": return nil
+        case "PASSTHROUGH":
+            field.warning("PASSTHROUGH is not supported yet; ignored (the default balancing applies)")
+            return nil
+        default:
+            field.error("invalid value \"\(text)\"; expected ROUND_ROBIN, RANDOM, LEAST_REQUEST, LEAST_CONN, UNSPECIFIED or PASSTHROUGH")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,247 @@
+/// `kind: VirtualService` → ``VirtualService``, recording every gateway reference and destination
+/// with its place for validation.
+struct VirtualServiceDecoder {
+    static let spec = Schema(["hosts", "gateways", "http", "tcp"], unsupported: ["tls", "exportTo"])
+    /// HTTP route actions other than `route`: valid, not run yet.
+    static let otherActions: Set = ["redirect", "directResponse", "delegate"]
+    static let httpRoute = Schema(
+        ["name", "match", "route"],
+        unsupported: otherActions.union([
+            "rewrite", "timeout", "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
+            "mirror_percent", "corsPolicy", "headers",
+        ])
+    )
+    static let httpMatch = Schema(
+        ["name", "uri", "ignoreUriCase", "method", "authority", "headers", "withoutHeaders", "queryParams", "port", "gateways"],
+        unsupported: ["scheme", "sourceLabels", "sourceNamespace", "statPrefix"]
+    )
+    static let httpDestination = Schema(["destination", "weight"], unsupported: ["headers"])
+    static let tcpRoute = Schema(["match", "route"])
+    static let tcpDestination = Schema(["destination", "weight"])
+    static let l4Match = Schema(
+        ["port", "gateways", "sourceLabels"],
+        unsupported: ["destinationSubnets", "sourceNamespace"],
+        refused: Dictionary(uniqueKeysWithValues: ["sniHosts", "authority", "hosts", "uri", "headers"].map { key in
+            (
+                key,
+                "a tcp route cannot match '\(key)': plain TCP carries no host name, so only port, gateways and "
+                    + "sourceLabels can be matched; to route by host name, use a Gateway server with protocol TLS "
+                    + "and a VirtualService tls route matching sniHosts (or an http route for HTTP)"
+            )
+        })
+    )
+    static let destination = Schema(["host", "subset", "port"])
+    static let portSelector = Schema(["number"])
+
+    private let meta: ResourceMeta
+    private var references: [GatewayReference] = []
+    private var destinations: [DestinationUse] = []
+
+    static func decode(meta: ResourceMeta, spec field: Field) -> VirtualServiceDeclaration? {
+        guard let spec = field.map(Self.spec) else { return nil }
+        var decoder = VirtualServiceDecoder(meta: meta)
+        let hosts = decoder.hosts(spec)
+        let gateways = spec["gateways"].flatMap { decoder.gatewayList($0) } ?? ["mesh"]
+        if gateways.contains("mesh"), hosts.contains("*") {
+            field.context.sink.error(
+                at: spec.place(of: "hosts"),
+                "host \"*\" is only allowed when the VirtualService is not bound to the mesh (set gateways)"
+            )
+        }
+        let http = spec["http"]?.maps(Self.httpRoute)?.compactMap { decoder.httpRoute($0) } ?? []
+        let tcpRules = spec["tcp"]?.maps(Self.tcpRoute) ?? []
+        let tcp = tcpRules.map { decoder.tcpRoute($0) }
+        if spec["http"] == nil, spec["tcp"] == nil, spec["tls"] == nil {
+            field.error("a VirtualService needs http, tcp or tls routes")
+        }
+        return VirtualServiceDeclaration(
+            virtualService: VirtualService(meta: meta, hosts: hosts, gateways: gateways, http: http, tcp: tcp),
+            hosts: spec.place(of: "hosts"),
+            gatewayReferences: decoder.references,
+            destinations: decoder.destinations,
+            tcpRules: tcpRules.map(\.place)
+        )
+    }
+
+    private init(meta: ResourceMeta) {
+        self.meta = meta
+    }
+
+    private func hosts(_ spec: MapReader) -> [String] {
+        guard let field = spec.required("hosts"), let hosts = field.strings() else { return [] }
+        if hosts.isEmpty { field.error("a VirtualService needs at least one host") }
+        return hosts.compactMap { host, item in
+            guard !host.isEmpty else {
+                item.error("empty host")
+                return nil
+            }
+            return resolveHost(host, namespace: self.meta.namespace)
+        }
+    }
+
+    /// Gateway names resolved to `namespace/name` (`mesh` stays), each reference recorded.
+    private mutating func gatewayList(_ field: Field) -> [String]? {
+        field.strings()?.map { name, item in
+            let resolved = name == "mesh" || name.contains("/") ? name : "\(self.meta.namespace)/\(name)"
+            self.references.append(GatewayReference(name: resolved, place: item.place))
+            return resolved
+        }
+    }
+
+    // MARK: HTTP
+
+    private mutating func httpRoute(_ route: MapReader) -> HTTPRoute? {
+        let matches = route["match"]?.maps(Self.httpMatch)?.map { self.httpMatch($0) } ?? []
+        var destinations: [RouteDestination] = []
+        if let field = route["route"] {
+            destinations = self.routeDestinations(field, schema: Self.httpDestination)
+        } else if Self.otherActions.allSatisfy({ route[$0] == nil }) {
+            route.field.error("an http route needs route (or redirect, directResponse or delegate)")
+        }
+        return HTTPRoute(name: route.string("name"), match: matches, route: destinations, location: route.location)
+    }
+
+    private mutating func httpMatch(_ match: MapReader) -> HTTPMatchRequest {
+        HTTPMatchRequest(
+            name: match.string("name"),
+            uri: match["uri"].flatMap { StringMatchDecoder.required($0) },
+            ignoreUriCase: match.bool("ignoreUriCase") ?? false,
+            method: match["method"].flatMap { StringMatchDecoder.required($0) },
+            authority: match["authority"].flatMap { StringMatchDecoder.required($0) },
+            headers: match["headers"].map { StringMatchDecoder.named($0, lowercased: true) } ?? [],
+            withoutHeaders: match["withoutHeaders"].map { StringMatchDecoder.named($0, lowercased: true) } ?? [],
+            queryParams: match["queryParams"].map { StringMatchDecoder.named($0, lowercased: false, prefix: false) } ?? [],
+            port: match["port"]?.port(),
+            gateways: match["gateways"].flatMap { self.gatewayList($0) } ?? []
+        )
+    }
+
+    // MARK: TCP
+
+    private mutating func tcpRoute(_ route: MapReader) -> TCPRoute {
+        let matches = route["match"]?.maps(Self.l4Match)?.map { match in
+            L4Match(
+                port: match["port"]?.port(),
+                gateways: match["gateways"].flatMap { self.gatewayList($0) } ?? [],
+                sourceLabels: match.stringMap("sourceLabels") ?? [:]
+            )
+        }
+        let destinations = route.required("route").map { self.routeDestinations($0, schema: Self.tcpDestination) }
+        return TCPRoute(match: matches ?? [], route: destinations ?? [], location: route.location)
+    }
+
+    // MARK: Destinations
+
+    /// `route[]` with its weights: a lone destination gets 100; several must sum to 100, a missing
+    /// weight counting as 0 (Istio's rule).
+    private mutating func routeDestinations(_ field: Field, schema: Schema) -> [RouteDestination] {
+        guard let items = field.maps(schema) else { return [] }
+        if items.isEmpty { field.error("a route needs at least one destination") }
+        var result: [RouteDestination] = []
+        var sum = 0
+        var weightsValid = true
+        for item in items {
+            var weight = 0
+            if let field = item["weight"] {
+                if let value = field.int(in: 0...100) { weight = value } else { weightsValid = false }
+            }
+            sum += weight
+            if let destination = item.required("destination")?.map(Self.destination).flatMap({ self.destination($0) }) {
+                result.append(RouteDestination(destination: destination, weight: weight))
+            }
+        }
+        if items.count == 1, !result.isEmpty {
+            result[0].weight = 100
+        } else if items.count > 1, weightsValid, sum != 100 {
+            field.error("weights sum to \(sum), not 100")
+        }
+        return result
+    }
+
+    private mutating func destination(_ destination: MapReader) -> Destination? {
+        guard let hostField = destination.required("host"), let host = hostField.string() else { return nil }
+        guard !host.isEmpty, host != "*" else {
+            hostField.error("invalid destination host \"\(host)\"; name a service")
+            return nil
+        }
+        var port: Int?
+        if let field = destination["port"] {
+            if case .scalar(let text, .int) = field.node.value {
+                field.error("port is a map: write port: {number: \(text)}")
+                return nil
+            }
+            guard let number = field.map(Self.portSelector)?.required("number")?.port() else { return nil }
+            port = number
+        }
+        let subset = destination.string("subset")
+        let resolved = Destination(host: resolveHost(host, namespace: self.meta.namespace), subset: subset, port: port)
+        self.destinations.append(
+            DestinationUse(
+                destination: resolved, writtenHost: host, host: hostField.place,
+                port: destination.place(of: "port"), subset: destination.place(of: "subset")
+            )
+        )
+        return resolved
+    }
+}
+
+/// Istio's `StringMatch` (`exact`, `prefix` or `regex`) and the maps of them that headers and query
+/// parameters use.
+enum StringMatchDecoder {
+    static let schema = Schema(["exact", "prefix", "regex"])
+
+    /// A match that must name one of its kinds (uri, method, authority).
+    static func required(_ field: Field) -> StringMatch? {
+        guard case .some(let match) = self.decode(field, prefix: true) else { return nil }
+        if match == nil { field.error("set one of exact, prefix or regex") }
+        return match
+    }
+
+    /// `name: {exact|prefix|regex}` entries; `name: {}` asks only for presence.
+    static func named(_ field: Field, lowercased: Bool, prefix: Bool = true) -> [HeaderMatch] {
+        guard let entries = field.entries() else { return [] }
+        return entries.compactMap { entry in
+            let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
+            if entry.key.isEmpty { item.error("empty name") }
+            let match: StringMatch??
+            if entry.value.isNull {
+                match = .some(nil)
+            } else {
+                match = self.decode(item, prefix: prefix)
+            }
+            guard case .some(let value) = match, !entry.key.isEmpty else { return nil }
+            return HeaderMatch(name: lowercased ? entry.key.lowercased() : entry.key, match: value)
+        }
+    }
+
+    /// nil when invalid (reported); `.some(nil)` for an empty match.
+    private static func decode(_ field: Field, prefix allowPrefix: Bool) -> StringMatch?? {
+        guard let map = field.map(Self.schema) else { return nil }
+        let kinds = ["exact", "prefix", "regex"].filter { map[$0] != nil }
+        if kinds.count > 1 {
+            field.error("set only one of exact, prefix or regex, not \(kinds.joined(separator: " and "))")
+            return nil
+        }
+        guard let kind = kinds.first, let valueField = map[kind], let value = valueField.string() else {
+            return kinds.isEmpty ? .some(nil) : nil
+        }
+        switch kind {
+        case "exact":
+            return .exact(value)
+        case "prefix":
+            guard allowPrefix else {
+                valueField.error("query parameters match exact or regex only, not prefix")
+                return nil
+            }
+            return .prefix(value)
+        default:
+            do {
+                _ = try PCRERegex(value)
+            } catch {
+                valueField.error("\(error)")
+                return nil
+            }
+            return .regex(value)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+/// validated: runs every check across resources on what decoding produced, and assembles the
+/// ``MeshConfiguration`` (the caller drops it when any error was reported).
+enum ConfigValidator {
+    static func validate(_ declarations: Declarations, sink: DiagnosticSink) -> MeshConfiguration {
+        let registry = ServiceRegistry(declarations, sink: sink)
+        let gatewayChecks = GatewayChecks(gateways: declarations.gateways, sink: sink)
+        let routeChecks = RouteChecks(registry: registry, declarations: declarations, sink: sink)
+        gatewayChecks.checkPortProtocols()
+        for virtualService in declarations.virtualServices {
+            routeChecks.check(virtualService)
+            gatewayChecks.checkHostsServed(virtualService)
+        }
+        gatewayChecks.checkTCPConflicts(declarations.virtualServices)
+        routeChecks.checkRules()
+        return MeshConfiguration(
+            settings: declarations.settings,
+            gateways: declarations.gateways.map(\.gateway),
+            virtualServices: declarations.virtualServices.map(\.virtualService),
+            destinationRules: declarations.destinationRules.map(\.rule),
+            services: registry.services
+        )
+    }
+}
