@@ -354,8 +354,9 @@ META="$RUN_DIR/meta.txt"
     for n in "${NOTES[@]+"${NOTES[@]}"}"; do echo "note=$n"; done
 } >"$META"
 
+printf '%s\n' "${PIDS[@]}" >"$RUN_DIR/pids.txt"
 say "measuring: $ROUNDS round(s), targets: $(cut -f1,2 "$TARGETS" | tr '\t\n' ': ')"
-"${BENCH_PY[@]}" measure --targets "$TARGETS" --meta "$META" --out "$RUN_DIR/raw.json" \
+"${BENCH_PY[@]}" measure --targets "$TARGETS" --meta "$META" --pids "$RUN_DIR/pids.txt" --out "$RUN_DIR/raw.json" \
     --logs "$RUN_DIR/logs" --rounds "$ROUNDS" --http-duration "$HTTP_DURATION" \
     --tcp-duration "$TCP_DURATION" --connections "$CONNECTIONS" --warmup "$WARMUP"
 

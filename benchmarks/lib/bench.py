@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -90,6 +91,21 @@ def cpu_seconds(pid: int) -> float:
         if fields:
             ticks += int(fields[11]) + int(fields[12])  # fields 14 (utime), 15 (stime)
     return ticks / CLK_TCK
+
+
+def system_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle (all CPUs; steal counts as busy), from /proc/stat."""
+    with open("/proc/stat") as f:
+        cols = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    busy = cols[0] + cols[1] + cols[2] + cols[5] + cols[6] + (cols[7] if len(cols) > 7 else 0)
+    return busy / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    """CPU of this helper's finished children (the load client just run)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def alive(pid: int | None) -> bool:
@@ -214,16 +230,23 @@ def run_iperf(port: int, duration: int, log_path: str) -> dict:
     return result
 
 
-def measure_one(scenario: str, target: dict, args, round_no: int, logs: str) -> dict:
+def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, ours: list[int]) -> dict:
     pid = target.get("pid")
     if pid and not alive(pid):
         return {"ok": False, "error": f"process {pid} is gone"}
     log_path = os.path.join(logs, f"{scenario}-{target['name']}-r{round_no}.log")
     before = cpu_seconds(pid) if pid else None
+    ours_before = sum(cpu_seconds(p) for p in ours) + children_cpu_seconds()
+    busy_before, t0 = system_busy_seconds(), time.monotonic()
     if scenario == "http":
         res = run_wrk(target["port"], args.http_duration, args.connections, log_path)
     else:
         res = run_iperf(target["port"], args.tcp_duration, log_path)
+    busy, wall = system_busy_seconds() - busy_before, time.monotonic() - t0
+    mine = sum(cpu_seconds(p) for p in ours) + children_cpu_seconds() - ours_before
+    # CPU the machine spent on anything but this benchmark (other tenants' work, steal), in cores:
+    # the noise this run had to share the 2 CPUs with.
+    res["other_cores"] = max(0.0, busy - mine) / wall if wall > 0 else None
     if pid and res.get("ok"):
         cpu = cpu_seconds(pid) - before
         res["cpu_s"] = cpu
@@ -241,8 +264,10 @@ def fmt_result(scenario: str, res: dict) -> str:
     cpu_txt = "" if cpu is None else (f", {cpu:.1f} µs/req" if scenario == "http" else f", {cpu:.2f} s/GB")
     if scenario == "http":
         err = f", {res['errors']} errors" if res["errors"] else ""
-        return f"{res['rps']:,.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms{cpu_txt}{err}"
-    return f"{res['gbps']:.2f} Gbit/s{cpu_txt}"
+        other = f", other load {res['other_cores']:.2f} cores" if res.get("other_cores") is not None else ""
+        return f"{res['rps']:,.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms{cpu_txt}{err}{other}"
+    other = f", other load {res['other_cores']:.2f} cores" if res.get("other_cores") is not None else ""
+    return f"{res['gbps']:.2f} Gbit/s{cpu_txt}{other}"
 
 
 def read_targets(path: str) -> dict:
@@ -277,6 +302,8 @@ def read_meta(path: str | None) -> dict:
 
 def cmd_measure(args) -> int:
     spec = {"targets": read_targets(args.targets), "meta": read_meta(args.meta)}
+    # Every process run.sh started (servers, proxies): their CPU is the benchmark's own.
+    ours = [int(x) for x in open(args.pids).read().split()] if args.pids else []
     os.makedirs(args.logs, exist_ok=True)
     raw = {
         "meta": machine_meta(args, spec),
@@ -303,7 +330,7 @@ def cmd_measure(args) -> int:
             live.append(t)
         for r in range(1, args.rounds + 1):
             for t in live:
-                res = measure_one(scenario, t, args, r, args.logs)
+                res = measure_one(scenario, t, args, r, args.logs, ours)
                 res["round"] = r
                 raw["runs"][scenario].setdefault(t["name"], []).append(res)
                 log(f"[{scenario}] round {r}/{args.rounds} {t['name']:<14} {fmt_result(scenario, res)}")
@@ -388,6 +415,11 @@ def summarize(runs: list[dict], key: str) -> tuple:
     return med(vals), min(vals), max(vals)
 
 
+def other_cell(runs: list[dict]) -> str:
+    m, lo, hi = summarize(runs, "other_cores")
+    return "n/a" if m is None else f"{m:.2f} (max {hi:.2f})"
+
+
 def per_round_ratios(a: list[dict], b: list[dict], key: str) -> list[float]:
     bmap = {r["round"]: r for r in b if r.get("ok") and "round" in r}
     out = []
@@ -426,7 +458,9 @@ def build_report(raw: dict) -> str:
     L.append("")
     L.append("Figures are the median of the rounds with the min–max range. Ratios are computed per round "
              "(both runs in the same round) and then summarized the same way; only ratios are worth "
-             "comparing across runs on a shared machine.")
+             "comparing across runs on a shared machine. *Other load* is the CPU the machine spent on "
+             "anything but this benchmark's processes and load client during a run (other work, VM "
+             "steal), in cores out of the machine's total: the noise each run shared the CPUs with.")
 
     for scenario, title in (("http", "HTTP/1.1 keep-alive"), ("tcp", "TCP throughput (one iperf3 stream)")):
         tlist = targets.get(scenario, [])
@@ -436,17 +470,17 @@ def build_report(raw: dict) -> str:
         L.append(f"## {title}")
         L.append("")
         if scenario == "http":
-            L.append("| target | req/s median | req/s min–max | p50 ms | p99 ms | proxy CPU µs/req | errors |")
-            L.append("|---|---|---|---|---|---|---|")
+            L.append("| target | req/s median | req/s min–max | p50 ms | p99 ms | proxy CPU µs/req | errors | other load, cores |")
+            L.append("|---|---|---|---|---|---|---|---|")
         else:
-            L.append("| target | Gbit/s median | Gbit/s min–max | proxy CPU s/GB |")
-            L.append("|---|---|---|---|")
+            L.append("| target | Gbit/s median | Gbit/s min–max | proxy CPU s/GB | other load, cores |")
+            L.append("|---|---|---|---|---|")
         for t in tlist:
             rr = runs[scenario].get(t["name"], [])
             ok = [r for r in rr if r.get("ok")]
             if not ok:
                 err = next((r.get("error") for r in rr if r.get("error")), "not run")
-                L.append(f"| {t['label']} | failed: {err} | | | |" + (" | | |" if scenario == "http" else ""))
+                L.append(f"| {t['label']} | failed: {err} | | | |" + (" | | | |" if scenario == "http" else ""))
                 continue
             if scenario == "http":
                 m, lo, hi = summarize(rr, "rps")
@@ -454,12 +488,12 @@ def build_report(raw: dict) -> str:
                 errs = sum(r.get("errors", 0) for r in ok)
                 cpu_txt = f1(cpu) if t.get("kind") != "direct" else f"({f1(cpu)} upstream nginx)"
                 L.append(f"| {t['label']} | {f0(m)} | {f0(lo)}–{f0(hi)} | {f2(summarize(rr, 'p50_ms')[0])} | "
-                         f"{f2(summarize(rr, 'p99_ms')[0])} | {cpu_txt} | {errs} |")
+                         f"{f2(summarize(rr, 'p99_ms')[0])} | {cpu_txt} | {errs} | {other_cell(rr)} |")
             else:
                 m, lo, hi = summarize(rr, "gbps")
                 cpu = summarize(rr, "cpu_s_per_gb")[0]
                 cpu_txt = f2(cpu) if t.get("kind") != "direct" else "—"
-                L.append(f"| {t['label']} | {f2(m)} | {f2(lo)}–{f2(hi)} | {cpu_txt} |")
+                L.append(f"| {t['label']} | {f2(m)} | {f2(lo)}–{f2(hi)} | {cpu_txt} | {other_cell(rr)} |")
 
         meshes = [t for t in tlist if t.get("kind") == "meshgate"]
         refs = [t for t in tlist if t["name"] in REFERENCES[scenario]]
@@ -535,6 +569,7 @@ def main() -> int:
     m = sub.add_parser("measure")
     m.add_argument("--targets", required=True)
     m.add_argument("--meta")
+    m.add_argument("--pids", help="file with the PIDs of every process run.sh started")
     m.add_argument("--out", required=True)
     m.add_argument("--logs", required=True)
     m.add_argument("--rounds", type=int, default=3)
