@@ -225,7 +225,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         self.exchange = exchange
 
         guard head.version.major == 1, head.version.minor == 0 || head.headers.contains(name: "host") else {
-            self.sendLocalReply(.missingHost)
+            self.sendLocalReply(.missingHost, forceClose: true)
             return
         }
         let snapshot = self.environment.holder.load()

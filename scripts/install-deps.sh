@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages Meshgate needs to build, run and test, when they are missing
+# (Debian/Ubuntu, as root). Swift itself is expected on PATH.
+#   scripts/install-deps.sh            build + run: libpcre2-dev
+#   scripts/install-deps.sh --test     also the clients the tests use: curl, nc, systemd-analyze, pytest
+set -euo pipefail
+
+packages=(libpcre2-dev pkg-config)
+if [[ ${1:-} == --test ]]; then
+    packages+=(curl netcat-openbsd systemd openssl)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    SUDO=
+    [[ $(id -u) -eq 0 ]] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ ${1:-} == --test ]] && ! python3 -c "import pytest" 2>/dev/null; then
+    echo "install-deps: installing pytest"
+    python3 -m pip install -q pytest
+fi
