@@ -145,6 +145,10 @@ if has "$ONLY" meshgate; then
         fi
     fi
     [[ -x "$MESHGATE_BIN" ]] || die "no Meshgate binary at '$MESHGATE_BIN'"
+    if [[ "$MESHGATE_BIN" == */debug/* ]]; then
+        NOTES+=("Meshgate is a DEBUG build ($MESHGATE_BIN): its figures say nothing about performance")
+        say "warning: $MESHGATE_BIN looks like a debug build; measure release builds only"
+    fi
     MESHGATE_COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
     MESHGATE_COMMIT+=" (tree at run time), binary built $(date -r "$MESHGATE_BIN" '+%Y-%m-%d %H:%M')"
 fi
