@@ -22,8 +22,8 @@ enum GatewayDecoder {
         var places: [Place] = []
         var portNames: [String: Int] = [:]
         let serverFields = spec.required("servers")?.maps(Self.server) ?? []
-        if spec["servers"] != nil, serverFields.isEmpty {
-            field.context.sink.error(at: spec.place(of: "servers"), "a Gateway needs at least one server")
+        if let servers = spec["servers"], case .sequence(let items) = servers.node.value, items.isEmpty {
+            servers.error("a Gateway needs at least one server")
         }
         for server in serverFields {
             guard let decoded = self.server(server) else { continue }
@@ -52,7 +52,7 @@ enum GatewayDecoder {
         let name = server.string("name")
         guard let number, let portName, let proto, let hosts else { return nil }
         if tls == nil, proto == .https || proto == .tls {
-            server.context.sink.error(at: server.place(of: "tls"), "a \(proto.rawValue) server needs tls settings")
+            server.context.sink.error(at: server.place(of: "tls"), "\(proto == .https ? "an" : "a") \(proto.rawValue) server needs tls settings")
         }
         return GatewayServer(
             portNumber: number, portName: portName, protocol: proto, hosts: hosts, name: name,

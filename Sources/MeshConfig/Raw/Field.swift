@@ -209,7 +209,7 @@ struct MapReader {
             } else if schema.unsupported.contains(entry.key) {
                 sink.warning(at: location, path: path, "not supported yet; ignored")
             } else {
-                let known = schema.fields.union(schema.unsupported).union(schema.refused.keys)
+                let known = schema.fields.union(schema.unsupported).union(schema.refused.keys).union(schema.ignored)
                 let hint = closestName(to: entry.key, among: known).map { " (did you mean '\($0)'?)" } ?? ""
                 sink.report(schema.unknownSeverity, at: location, path: path, "unknown field '\(entry.key)'\(hint)")
             }

@@ -35,7 +35,9 @@ enum YAMLDocuments {
             }
         } catch let error as YamlError {
             let (line, message) = self.describe(error, in: text)
-            sink.error(at: SourceLocation(file: file, line: line), path: "", "YAML syntax error: \(message)")
+            // An error found at the end of the text points at its last line, not past it.
+            let lastLine = max(1, text.split(separator: "\n", omittingEmptySubsequences: false).count - (text.hasSuffix("\n") ? 1 : 0))
+            sink.error(at: SourceLocation(file: file, line: min(line, lastLine)), path: "", "YAML syntax error: \(message)")
         } catch {
             sink.error(at: SourceLocation(file: file, line: 1), path: "", "cannot read YAML: \(error)")
         }

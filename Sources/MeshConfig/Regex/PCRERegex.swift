@@ -36,8 +36,9 @@ public final class PCRERegex: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 256)
             let length = pcre2_get_error_message_8(errorCode, &buffer, buffer.count)
             let message = length > 0 ? String(decoding: buffer[0..<Int(length)], as: UTF8.self) : "error \(errorCode)"
-            // Report the offset within the pattern as written, not within our anchoring wrapper.
-            throw CompileError(message: message, offset: max(0, errorOffset - 5))
+            // Report the offset within the pattern as written, not within our anchoring wrapper
+            // (`\A(?:` before it, `)\z` after it: an error found at the end points at its end).
+            throw CompileError(message: message, offset: min(max(0, errorOffset - 5), pattern.utf8.count))
         }
         self.pattern = pattern
         self.code = compiled

@@ -15,14 +15,17 @@ struct GatewayChecks {
                         && !Set([other.protocol, server.protocol]).isSubset(of: [.https, .tls])
                         && Self.selectorsOverlap(other.gateway.gateway.selector, gateway.gateway.selector)
                 }
-                if let clash {
-                    let owner = clash.gateway.gateway.meta.pathPrefix
-                    self.sink.error(
-                        at: place,
-                        "port \(server.portNumber) is declared \(server.protocol.rawValue) here but \(clash.protocol.rawValue) by \(owner) (\(clash.place.location)); one port serves one protocol"
-                    )
+                // The first declaration of a port sets its protocol; a clashing one is reported and
+                // not held against later servers.
+                guard let clash else {
+                    declared.append((server.portNumber, server.protocol, gateway, place))
+                    continue
                 }
-                declared.append((server.portNumber, server.protocol, gateway, place))
+                let owner = clash.gateway.gateway.meta.pathPrefix
+                self.sink.error(
+                    at: place,
+                    "port \(server.portNumber) is declared \(server.protocol.rawValue) here but \(clash.protocol.rawValue) by \(owner) (\(clash.place.location)); one port serves one protocol"
+                )
             }
         }
     }

@@ -1,0 +1,448 @@
+import Testing
+
+@testable import MeshConfig
+
+/// VirtualService decoding and the checks of its routes.
+@Suite struct VirtualServiceTests {
+    /// reviews (port 9080, v1..v3 endpoints, a DestinationRule with subsets v1..v3) and ratings.
+    static let services: (String, String) = (
+        "conf/services.yaml",
+        serviceYAML("reviews", versions: ["v1", "v2", "v3"]) + "---\n" + serviceYAML("ratings") + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata:
+              name: reviews
+            spec:
+              host: reviews
+              subsets:
+              - name: v1
+                labels: {version: v1}
+              - name: v2
+                labels: {version: v2}
+              - name: v3
+                labels: {version: v3}
+
+            """
+    )
+
+    /// Loads `yaml` as conf/reviews.yaml beside the services.
+    func loadVS(_ yaml: String) -> ConfigLoadResult {
+        load([Self.services, ("conf/reviews.yaml", yaml)])
+    }
+
+    @Test func weightsNotSummingTo100AreAnErrorOnTheRouteLine() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: reviews
+            spec:
+              hosts:
+              - reviews
+              http:
+              - match:
+                - headers:
+                    end-user:
+                      exact: jason
+                route:
+                - destination:
+                    host: reviews
+                    subset: v1
+                  weight: 50
+                - destination:
+                    host: reviews
+                    subset: v2
+                  weight: 40
+            """)
+        #expect(result.configuration == nil)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:13: error: VirtualService/reviews.spec.http[0].route: weights sum to 90, not 100"
+        ])
+    }
+
+    @Test func missingWeightsCountAsZeroAndALoneDestinationGets100() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: reviews
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination: {host: reviews, subset: v1}
+                - destination: {host: reviews, subset: v3}
+                  weight: 100
+              - route:
+                - destination: {host: reviews, subset: v2}
+              tcp:
+              - route:
+                - destination: {host: reviews, subset: v1}
+                  weight: 80
+                - destination: {host: reviews, subset: v2}
+            """)
+        #expect(result.find(.error, "conf/reviews.yaml:15:", "spec.tcp[0].route: weights sum to 80, not 100").count == 1)
+        #expect(result.errors.count == 1, "\(result.lines)")
+        let valid = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: reviews
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination: {host: reviews, subset: v1}
+                - destination: {host: reviews, subset: v3}
+                  weight: 100
+              - route:
+                - destination: {host: reviews, subset: v2}
+            """)
+        let vs = try #require(valid.configuration?.virtualServices.first)
+        #expect(vs.http[0].route.map(\.weight) == [0, 100])
+        #expect(vs.http[1].route.map(\.weight) == [100])
+        #expect(vs.http[0].location == SourceLocation(file: "conf/reviews.yaml", line: 8))
+        #expect(vs.http[1].location == SourceLocation(file: "conf/reviews.yaml", line: 12))
+        #expect(vs.gateways == ["mesh"])
+        #expect(vs.hosts == ["reviews.default.svc.cluster.local"])
+    }
+
+    @Test func negativeWeightIsAnError() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination: {host: reviews, subset: v1}
+                  weight: -10
+                - destination: {host: reviews, subset: v2}
+                  weight: 110
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[0].route[0].weight: -10 is out of range 0..100",
+            "conf/reviews.yaml:11: error: VirtualService/reviews.spec.http[0].route[1].weight: 110 is out of range 0..100",
+        ])
+    }
+
+    @Test func undeclaredDestinationHostIsNamedWithItsFQDNAndASuggestion() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews, namespace: bookinfo}
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination:
+                    host: reviews
+              - route:
+                - destination:
+                    host: reveiws.default.svc.cluster.local
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[0].route[0].destination.host: host reviews resolves to reviews.bookinfo.svc.cluster.local, which no ServiceEntry or Service declares; did you mean reviews.default.svc.cluster.local?",
+            "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[1].route[0].destination.host: no ServiceEntry or Service declares host reveiws.default.svc.cluster.local; did you mean reviews.default.svc.cluster.local?",
+        ])
+    }
+
+    @Test func destinationPortMustBeOneOfTheService() {
+        let result = load([
+            Self.services,
+            ("conf/two-ports.yaml", """
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: api}
+                spec:
+                  hosts: [api.example.com]
+                  ports:
+                  - {number: 80, name: http, protocol: HTTP}
+                  - {number: 443, name: https, protocol: HTTPS}
+                  resolution: DNS
+                """),
+            ("conf/vs.yaml", """
+                apiVersion: networking.istio.io/v1
+                kind: VirtualService
+                metadata: {name: reviews}
+                spec:
+                  hosts: [reviews]
+                  http:
+                  - route:
+                    - destination:
+                        host: reviews
+                        port: {number: 9090}
+                  - route:
+                    - destination:
+                        host: api.example.com
+                  - route:
+                    - destination:
+                        host: api.example.com
+                        port: 80
+                """),
+        ])
+        #expect(result.errors.map(\.description) == [
+            "conf/vs.yaml:10: error: VirtualService/reviews.spec.http[0].route[0].destination.port: reviews.default.svc.cluster.local has no port 9090 (its ports: 9080)",
+            "conf/vs.yaml:12: error: VirtualService/reviews.spec.http[1].route[0].destination.port: api.example.com has several ports (80, 443); choose one with port: {number: …}",
+            "conf/vs.yaml:17: error: VirtualService/reviews.spec.http[2].route[0].destination.port: port is a map: write port: {number: 80}",
+        ])
+    }
+
+    @Test func subsetMustBeDefinedByADestinationRule() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route:
+                - destination: {host: reviews, subset: v4}
+              - route:
+                - destination: {host: ratings, subset: v1}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0].route[0].destination.subset: DestinationRule/reviews (conf/services.yaml:74) for reviews.default.svc.cluster.local has no subset 'v4' (its subsets: v1, v2, v3)",
+            "conf/reviews.yaml:10: error: VirtualService/reviews.spec.http[1].route[0].destination.subset: no DestinationRule for ratings.default.svc.cluster.local defines subset 'v1'",
+        ])
+    }
+
+    @Test func invalidRegexReportsPCREMessageAndOffset() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - match:
+                - uri:
+                    regex: "/api/(v1|v2"
+                route:
+                - destination: {host: reviews}
+            """)
+        #expect(result.errors.count == 1)
+        let error = result.errors[0]
+        #expect(error.location == SourceLocation(file: "conf/reviews.yaml", line: 9))
+        #expect(error.path == "VirtualService/reviews.spec.http[0].match[0].uri.regex")
+        #expect(error.message.hasPrefix("invalid regex at offset 11: "))
+        #expect(error.message.contains("missing closing parenthesis"))
+    }
+
+    @Test func matchesAreDecoded() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - name: jason
+                match:
+                - name: m0
+                  uri: {prefix: /api}
+                  ignoreUriCase: true
+                  method: {exact: GET}
+                  authority: {regex: "reviews(:9080)?"}
+                  headers:
+                    End-User: {exact: jason}
+                    x-canary: {}
+                  withoutHeaders:
+                    x-debug: {prefix: "1"}
+                  queryParams:
+                    Version: {regex: "v[0-9]"}
+                  port: 9080
+                route:
+                - destination: {host: reviews, subset: v2}
+            """)
+        let own = result.diagnostics.filter { $0.location?.file == "conf/reviews.yaml" }
+        #expect(own.isEmpty, "\(result.lines)")
+        let route = try #require(result.configuration?.virtualServices.first?.http.first)
+        #expect(route.name == "jason")
+        #expect(route.match == [
+            HTTPMatchRequest(
+                name: "m0",
+                uri: .prefix("/api"),
+                ignoreUriCase: true,
+                method: .exact("GET"),
+                authority: .regex("reviews(:9080)?"),
+                headers: [HeaderMatch(name: "end-user", match: .exact("jason")), HeaderMatch(name: "x-canary", match: nil)],
+                withoutHeaders: [HeaderMatch(name: "x-debug", match: .prefix("1"))],
+                queryParams: [HeaderMatch(name: "Version", match: .regex("v[0-9]"))],
+                port: 9080
+            )
+        ])
+    }
+
+    @Test func stringMatchWithTwoKindsIsAnError() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - match:
+                - uri:
+                    exact: /a
+                    prefix: /b
+                - uri: {}
+                - queryParams:
+                    q: {prefix: x}
+                route:
+                - destination: {host: reviews}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0].match[0].uri: set only one of exact, prefix or regex, not exact and prefix",
+            "conf/reviews.yaml:11: error: VirtualService/reviews.spec.http[0].match[1].uri: set one of exact, prefix or regex",
+            "conf/reviews.yaml:13: error: VirtualService/reviews.spec.http[0].match[2].queryParams.q.prefix: query parameters match exact or regex only, not prefix",
+        ])
+    }
+
+    @Test func misspelledFieldIsAnErrorAndUnsupportedFeaturesAreWarnings() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              exportTo: ["."]
+              http:
+              - match:
+                - uri: {prefix: /}
+                  sourceLabels: {app: productpage}
+                timeout: 3s
+                retries: {attempts: 3}
+                fault:
+                  delay: {fixedDelay: 7s, percentage: {value: 100}}
+                rout:
+                - destination: {host: reviews}
+              - redirect: {uri: /v1}
+              tls:
+              - match: [{sniHosts: [reviews]}]
+                route: [{destination: {host: reviews}}]
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/reviews.yaml") } == [
+            "conf/reviews.yaml:6: warning: VirtualService/reviews.spec.exportTo: not supported yet; ignored",
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0]: an http route needs route (or redirect, directResponse or delegate)",
+            "conf/reviews.yaml:10: warning: VirtualService/reviews.spec.http[0].match[0].sourceLabels: not supported yet; ignored",
+            "conf/reviews.yaml:11: warning: VirtualService/reviews.spec.http[0].timeout: not supported yet; ignored",
+            "conf/reviews.yaml:12: warning: VirtualService/reviews.spec.http[0].retries: not supported yet; ignored",
+            "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
+            "conf/reviews.yaml:15: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
+            "conf/reviews.yaml:17: warning: VirtualService/reviews.spec.http[1].redirect: not supported yet; ignored",
+            "conf/reviews.yaml:18: warning: VirtualService/reviews.spec.tls: not supported yet; ignored",
+        ])
+    }
+
+    @Test func gatewaysResolveToNamespaceSlashName() throws {
+        let gateway = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw, namespace: NS}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - port: {number: 80, name: http, protocol: HTTP}
+                hosts: ["*"]
+            ---
+
+            """
+        let result = loadVS(
+            gateway.replacingOccurrences(of: "NS", with: "default") + gateway.replacingOccurrences(of: "NS", with: "edge") + """
+                apiVersion: networking.istio.io/v1
+                kind: VirtualService
+                metadata: {name: reviews}
+                spec:
+                  hosts: [reviews, "*.example.com"]
+                  gateways: [gw, edge/gw, mesh]
+                  http:
+                  - match:
+                    - gateways: [mesh]
+                    route:
+                    - destination: {host: reviews}
+                """
+        )
+        #expect(result.errors.isEmpty, "\(result.lines)")
+        let vs = try #require(result.configuration?.virtualServices.first)
+        #expect(vs.gateways == ["default/gw", "edge/gw", "mesh"])
+        #expect(vs.hosts == ["reviews.default.svc.cluster.local", "*.example.com"])
+        #expect(vs.http[0].match[0].gateways == ["mesh"])
+    }
+
+    @Test func undefinedGatewayIsAnError() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              gateways: [mesh, bookinfo-gateway]
+              http:
+              - match:
+                - gateways: [istio-system/ingress]
+                route:
+                - destination: {host: reviews}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:6: error: VirtualService/reviews.spec.gateways[1]: no Gateway default/bookinfo-gateway is declared",
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[0].match[0].gateways[0]: no Gateway istio-system/ingress is declared",
+        ])
+    }
+
+    /// Istio IST0132: bound to a gateway that serves none of the hosts.
+    @Test func hostsNotServedByTheGatewayAreAWarning() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - port: {number: 80, name: http, protocol: HTTP}
+                hosts: ["*.bookinfo.com", "edge/api.example.com"]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              gateways: [gw]
+              http:
+              - route:
+                - destination: {host: reviews}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: shop}
+            spec:
+              hosts: [shop.bookinfo.com]
+              gateways: [gw]
+              http:
+              - route:
+                - destination: {host: reviews}
+            """)
+        #expect(result.errors.isEmpty)
+        #expect(result.find(.warning, "conf/reviews.yaml").map(\.description) == [
+            "conf/reviews.yaml:14: warning: VirtualService/reviews.spec.hosts: none of the hosts (reviews.default.svc.cluster.local) is served by Gateway default/gw (its hosts: *.bookinfo.com, api.example.com); requests will get 404 (Istio IST0132)"
+        ])
+    }
+
+    @Test func wildcardHostOnMeshIsAnError() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: all}
+            spec:
+              hosts: ["*"]
+              http:
+              - route:
+                - destination: {host: reviews}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:5: error: VirtualService/all.spec.hosts: host \"*\" is only allowed when the VirtualService is not bound to the mesh (set gateways)"
+        ])
+    }
+}
