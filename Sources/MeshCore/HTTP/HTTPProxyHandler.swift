@@ -243,10 +243,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.sendLocalReply(.clusterNotFound)
             return
         }
-        guard let endpoint = cluster.pickEndpoint() else {
+        guard let endpointIndex = cluster.pickEndpointIndex() else {
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
+        let endpoint = cluster.endpoints[endpointIndex]
 
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
@@ -257,7 +258,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         }
 
         let upstreamHead = self.upstreamRequestHead(head)
-        let key = "\(cluster.name)|\(endpoint.hostPort)"
+        let key = cluster.poolKeys[endpointIndex]
         guard let eventLoop = self.context?.eventLoop else { return }
         let pool = self.environment.pools.pool(for: eventLoop)
         exchange.upstreamStart = .now()

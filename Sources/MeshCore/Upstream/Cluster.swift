@@ -12,6 +12,8 @@ public final class Cluster: Sendable {
     public let servicePort: Int
     public let subset: String?
     public let endpoints: [ClusterEndpoint]
+    /// Pool keys, one per endpoint (`cluster|ip:port`), built once here rather than per request.
+    let poolKeys: [String]
     public let connectTimeout: TimeAmount
     public let upstreamIdleTimeout: TimeAmount
     public let maxRequestsPerConnection: Int
@@ -32,6 +34,7 @@ public final class Cluster: Sendable {
         self.servicePort = servicePort
         self.subset = subset
         self.endpoints = endpoints
+        self.poolKeys = endpoints.map { "\(name)|\($0.hostPort)" }
         self.connectTimeout = connectTimeout
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
@@ -39,12 +42,16 @@ public final class Cluster: Sendable {
 
     /// Round-robin over the endpoints; nil when the cluster has none (`no healthy upstream`).
     public func pickEndpoint() -> ClusterEndpoint? {
+        self.pickEndpointIndex().map { self.endpoints[$0] }
+    }
+
+    func pickEndpointIndex() -> Int? {
         switch self.endpoints.count {
         case 0: return nil
-        case 1: return self.endpoints[0]
+        case 1: return 0
         default:
             let index = self.nextIndex.loadThenWrappingIncrement(ordering: .relaxed)
-            return self.endpoints[Int(UInt(bitPattern: index) % UInt(self.endpoints.count))]
+            return Int(UInt(bitPattern: index) % UInt(self.endpoints.count))
         }
     }
 }

@@ -39,11 +39,10 @@ final class LoopPool: @unchecked Sendable {
         self.eventLoop = eventLoop
     }
 
-    /// An idle, still-open connection for `key`, or nil.
+    /// An idle, still-open connection for `key`, or nil. Mutates the idle list in place (no copy).
     func takeIdle(key: String) -> UpstreamHTTPHandler? {
         self.eventLoop.assertInEventLoop()
-        while var list = self.idle[key], let connection = list.popLast() {
-            self.idle[key] = list
+        while let connection = self.idle[key]?.popLast() {
             if connection.isActive { return connection }
         }
         return nil
@@ -76,13 +75,10 @@ final class LoopPool: @unchecked Sendable {
         self.eventLoop.assertInEventLoop()
         connection.owner = nil
         guard connection.isActive else { return }
-        var list = self.idle[connection.key, default: []]
-        list.removeAll { !$0.isActive }
-        if list.count >= Self.maxIdlePerKey {
+        if self.idle[connection.key, default: []].count >= Self.maxIdlePerKey {
             connection.close()
         } else {
-            list.append(connection)
+            self.idle[connection.key, default: []].append(connection)
         }
-        self.idle[connection.key] = list
     }
 }
