@@ -495,6 +495,16 @@ def build_report(raw: dict) -> str:
                 cpu_txt = f2(cpu) if t.get("kind") != "direct" else "—"
                 L.append(f"| {t['label']} | {f2(m)} | {f2(lo)}–{f2(hi)} | {cpu_txt} | {other_cell(rr)} |")
 
+        # The two references against each other: a check on the run (the spike measured nginx at
+        # 0.89× HAProxy for HTTP) and a feel for how much a ratio moves between rounds.
+        key = "rps" if scenario == "http" else "gbps"
+        ha = next((t for t in tlist if t["name"] == "haproxy"), None)
+        ng = next((t for t in tlist if t["name"] == "nginx"), None)
+        if ha and ng:
+            xs = per_round_ratios(runs[scenario].get("nginx", []), runs[scenario].get("haproxy", []), key)
+            L.append("")
+            L.append(f"Peer check, nginx ÷ HAProxy per round: {ratio_cell(xs)}.")
+
         meshes = [t for t in tlist if t.get("kind") == "meshgate"]
         refs = [t for t in tlist if t["name"] in REFERENCES[scenario]]
         if meshes and refs:
