@@ -360,9 +360,18 @@ META="$RUN_DIR/meta.txt"
 
 printf '%s\n' "${PIDS[@]}" >"$RUN_DIR/pids.txt"
 say "measuring: $ROUNDS round(s), targets: $(cut -f1,2 "$TARGETS" | tr '\t\n' ': ')"
+# In the background and waited for, so that a signal to this script is handled at once (bash runs
+# traps only between foreground commands); the helper stops its own load client on TERM.
 "${BENCH_PY[@]}" measure --targets "$TARGETS" --meta "$META" --pids "$RUN_DIR/pids.txt" --out "$RUN_DIR/raw.json" \
     --logs "$RUN_DIR/logs" --rounds "$ROUNDS" --http-duration "$HTTP_DURATION" \
-    --tcp-duration "$TCP_DURATION" --connections "$CONNECTIONS" --warmup "$WARMUP"
+    --tcp-duration "$TCP_DURATION" --connections "$CONNECTIONS" --warmup "$WARMUP" &
+MEASURE_PID=$!
+PIDS+=("$MEASURE_PID")
+PNAMES+=(measure)
+measure_rc=0
+wait "$MEASURE_PID" || measure_rc=$?
+unset 'PIDS[-1]' 'PNAMES[-1]'   # reaped: its PID is no longer ours to signal
+((measure_rc == 0)) || die "measurement failed (exit $measure_rc)"
 
 stop_all
 

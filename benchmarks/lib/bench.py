@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -169,12 +170,40 @@ def http_status(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 # ---------------------------------------------------------------------------------------------
 # one measured run
 
+# The load client running now, so that a TERM to this helper stops it too (by its PID).
+_CURRENT: subprocess.Popen | None = None
+
+
+def _on_term(signum, frame):
+    if _CURRENT is not None and _CURRENT.poll() is None:
+        _CURRENT.terminate()  # `timeout` passes the TERM on to wrk / iperf3
+        try:
+            _CURRENT.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _CURRENT.kill()
+    sys.exit(128 + signum)
+
+
+def run_client(cmd: list[str], limit: int) -> subprocess.CompletedProcess:
+    """Runs a load client under `timeout` (and a second bound here); raises TimeoutExpired."""
+    global _CURRENT
+    bound = ["timeout", "--kill-after=5", str(limit)]
+    _CURRENT = subprocess.Popen(bound + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = _CURRENT.communicate(timeout=limit + 15)
+    except subprocess.TimeoutExpired:
+        _CURRENT.kill()
+        _CURRENT.communicate()
+        raise
+    finally:
+        proc, _CURRENT = _CURRENT, None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
 def run_wrk(port: int, duration: int, conns: int, log_path: str) -> dict:
     url = f"http://127.0.0.1:{port}/index.html"
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT, url]
-    bound = ["timeout", "--kill-after=5", str(duration + 30)]
     try:
-        proc = subprocess.run(bound + cmd, capture_output=True, text=True, timeout=duration + 45)
+        proc = run_client(cmd, duration + 30)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": "wrk did not finish in time"}
     with open(log_path, "w") as f:
@@ -199,11 +228,10 @@ def run_wrk(port: int, duration: int, conns: int, log_path: str) -> dict:
 
 def run_iperf(port: int, duration: int, log_path: str) -> dict:
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"]
-    bound = ["timeout", "--kill-after=5", str(duration + 30)]
     result: dict = {"ok": False, "error": "not run"}
     for attempt in range(3):
         try:
-            proc = subprocess.run(bound + cmd, capture_output=True, text=True, timeout=duration + 45)
+            proc = run_client(cmd, duration + 30)
         except subprocess.TimeoutExpired:
             return {"ok": False, "error": "iperf3 did not finish in time"}
         with open(log_path, "a") as f:
@@ -606,6 +634,8 @@ def main() -> int:
             log(f"{args.url}: HTTP {status}, {len(body)} bytes")
         return 0 if good else 1
     if args.cmd == "measure":
+        signal.signal(signal.SIGTERM, _on_term)
+        signal.signal(signal.SIGINT, _on_term)
         return cmd_measure(args)
     if args.cmd == "report":
         return cmd_report(args)
