@@ -18,6 +18,8 @@
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
 #   --base-port P         first of the ports used, P..P+30 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
+#   --perf                after the rounds, one more HTTP run per Meshgate variant under
+#                         `perf record -g`; the profile summary is appended to the report
 #
 # Every server and proxy this script starts is recorded by PID and stopped by that PID on exit
 # (TERM, then KILL after a bounded wait). Every load run is bounded by `timeout`.
@@ -38,6 +40,7 @@ SCENARIOS="http,tcp"
 EVENT_LOOPS="1,2"
 MESHGATE_BIN="${MESHGATE_BIN:-}"
 REBUILD=0
+PERF=0
 BASE_PORT=18000
 OUT_DIR="$HERE/out"
 INVOCATION="benchmarks/run.sh $*"
@@ -57,6 +60,7 @@ while [[ $# -gt 0 ]]; do
         --event-loops) EVENT_LOOPS="$2"; shift 2 ;;
         --meshgate-bin) MESHGATE_BIN="$2"; shift 2 ;;
         --rebuild) REBUILD=1; shift ;;
+        --perf) PERF=1; shift ;;
         --base-port) BASE_PORT="$2"; shift 2 ;;
         --out) OUT_DIR="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -105,6 +109,7 @@ if has "$SCENARIOS" http; then need wrk wrk; need nginx nginx-light; fi
 if has "$SCENARIOS" tcp; then need iperf3 iperf3; fi
 if has "$ONLY" haproxy; then need haproxy haproxy; fi
 if has "$ONLY" nginx; then need nginx nginx-light; fi
+if ((PERF)); then need perf linux-perf; fi
 STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 if has "$SCENARIOS" tcp && has "$ONLY" nginx && [[ ! -f "$STREAM_MODULE" ]]; then
     need_pkgs+=(libnginx-mod-stream)   # nginx-light has no stream {} built in
@@ -373,8 +378,59 @@ wait "$MEASURE_PID" || measure_rc=$?
 unset 'PIDS[-1]' 'PNAMES[-1]'   # reaped: its PID is no longer ours to signal
 ((measure_rc == 0)) || die "measurement failed (exit $measure_rc)"
 
+# perf's table without comments, blank lines and trailing empty columns; Swift names demangled.
+tidy_perf() { grep -v '^#' | grep -v '^$' | sed -E 's/([[:space:]]+-)+[[:space:]]*$//; s/[[:space:]]+$//'; }
+demangle() {
+    if command -v swift-demangle >/dev/null 2>&1; then swift-demangle --simplified; else cat; fi
+}
+
+# Optional: where Meshgate's CPU goes, from one extra (unmeasured) HTTP run per variant.
+PROFILES=()
+if ((PERF)) && has "$ONLY" meshgate && has "$SCENARIOS" http; then
+    while IFS=$'\t' read -r scenario name kind port pid label; do
+        [[ "$scenario" == http && "$kind" == meshgate ]] || continue
+        prefix="$RUN_DIR/perf-$name"
+        say "profiling $label with perf (${HTTP_DURATION}s)"
+        start "perf-$name" timeout $((HTTP_DURATION + 30)) \
+            perf record -F 999 -g -p "$pid" -o "$prefix.data" -- sleep "$HTTP_DURATION"
+        perf_pid=$LAST_PID
+        timeout --kill-after=5 $((HTTP_DURATION + 30)) wrk -t1 "-c$CONNECTIONS" "-d${HTTP_DURATION}s" \
+            "http://127.0.0.1:$port/index.html" >"$prefix.wrk.txt" 2>&1 || true
+        wait "$perf_pid" || true
+        unset 'PIDS[-1]' 'PNAMES[-1]'
+        [[ -s "$prefix.data" ]] || continue
+        timeout 300 perf report -i "$prefix.data" --stdio --no-children -g none --sort dso 2>/dev/null \
+            | tidy_perf | head -n 12 >"$prefix.dso.txt" || true
+        timeout 300 perf report -i "$prefix.data" --stdio --no-children -g none --sort dso,symbol \
+            --percent-limit 0.7 2>/dev/null | tidy_perf | demangle | head -n 40 >"$prefix.symbols.txt" || true
+        PROFILES+=("$name|$label|$prefix")
+    done <"$TARGETS"
+fi
+
 stop_all
 
 "${BENCH_PY[@]}" report --raw "$RUN_DIR/raw.json" --md "$RUN_DIR/report.md"
+for entry in "${PROFILES[@]+"${PROFILES[@]}"}"; do
+    IFS='|' read -r name label prefix <<<"$entry"
+    {
+        echo "## Profile: $label"
+        echo
+        echo "\`perf record -F 999 -g -p PID\` during one extra \`wrk -t1 -c$CONNECTIONS -d${HTTP_DURATION}s\` run"
+        echo "($(grep -m1 'Requests/sec' "$prefix.wrk.txt" 2>/dev/null || echo 'rate not recorded')); \`perf.data\` in $prefix.data."
+        echo
+        echo "By binary (share of the proxy's samples):"
+        echo
+        echo '```'
+        cat "$prefix.dso.txt"
+        echo '```'
+        echo
+        echo "Top symbols (≥ 0.7%, self time):"
+        echo
+        echo '```'
+        cat "$prefix.symbols.txt"
+        echo '```'
+        echo
+    } >>"$RUN_DIR/report.md"
+done
 cp "$RUN_DIR/report.md" "$OUT_DIR/latest.md"
 say "report: $RUN_DIR/report.md (also $OUT_DIR/latest.md); raw: $RUN_DIR/raw.json"
