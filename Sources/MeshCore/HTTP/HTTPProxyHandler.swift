@@ -68,6 +68,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         /// A HEAD response that announces chunked framing: no terminating chunk may follow.
         var suppressEndMarker = false
         var upstreamStart: NIODeadline = .now()
+        /// Where the request goes, kept so a request can be re-sent on a fresh connection.
+        var target: Target?
+        /// The upstream connection came from the idle pool (it may have been closed by the server).
+        var reusedConnection = false
+        /// Some request body has been written upstream: the request can no longer be replayed.
+        var bodySent = false
+        /// The upstream may serve another request after this response (keep-alive, no `close`).
+        var upstreamReusable = true
+    }
+
+    private struct Target {
+        var cluster: Cluster
+        var endpointIndex: Int
+        var head: HTTPRequestHead
     }
 
     private let environment: HTTPProxyEnvironment
@@ -213,6 +227,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         case .attached(let upstream):
             let isEnd: Bool
             if case .end = part { isEnd = true } else { isEnd = false }
+            if !isEnd && !exchange.bodySent {
+                exchange.bodySent = true
+                self.exchange = exchange
+            }
             upstream.send(part, flush: isEnd)
         case .none, .finished:
             break
@@ -247,7 +265,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
-        let endpoint = cluster.endpoints[endpointIndex]
 
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
@@ -257,16 +274,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             )
         }
 
-        let upstreamHead = self.upstreamRequestHead(head)
-        let key = cluster.poolKeys[endpointIndex]
-        guard let eventLoop = self.context?.eventLoop else { return }
+        exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: self.upstreamRequestHead(head))
+        self.exchange = exchange
+        self.connectUpstream(allowPooled: true)
+    }
+
+    /// Leases an idle pooled connection for the exchange's target, or opens a new one.
+    private func connectUpstream(allowPooled: Bool) {
+        guard var exchange = self.exchange, let target = exchange.target, let eventLoop = self.context?.eventLoop else { return }
+        let cluster = target.cluster
+        let endpoint = cluster.endpoints[target.endpointIndex]
+        let key = cluster.poolKeys[target.endpointIndex]
         let pool = self.environment.pools.pool(for: eventLoop)
         exchange.upstreamStart = .now()
-        if let connection = pool.takeIdle(key: key) {
+        if allowPooled, let connection = pool.takeIdle(key: key) {
+            exchange.reusedConnection = true
             self.exchange = exchange
-            self.attach(connection, head: upstreamHead, maxRequests: cluster.maxRequestsPerConnection)
+            self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
             return
         }
+        exchange.reusedConnection = false
         exchange.upstream = .connecting
         self.exchange = exchange
         pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
@@ -279,7 +306,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                 }
                 switch result {
                 case .success(let connection):
-                    self.attach(connection, head: upstreamHead, maxRequests: cluster.maxRequestsPerConnection)
+                    self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
                 case .failure(let error):
                     self.environment.log.info(
                         "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
@@ -300,6 +327,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         var upstreamHead = head
         if maxRequests > 0 && connection.requestsSent >= maxRequests {
             upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
+            exchange.upstreamReusable = false
         }
         self.exchange = exchange
         connection.send(.head(upstreamHead), flush: pending.isEmpty)
@@ -337,6 +365,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         switch part {
         case .head(let head):
             exchange.responseStarted = true
+            exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
             var headers = head.headers
             HopByHop.strip(&headers)
@@ -400,6 +429,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.upstream = .finished
         self.exchange = exchange
         if exchange.responseComplete { return }
+        if !exchange.responseStarted && exchange.reusedConnection && !exchange.bodySent {
+            // A pooled connection the server had closed while idle: nothing of this request was
+            // processed, so it is sent again on a new connection (never for a request whose body
+            // was already on its way).
+            self.environment.log.debug("http :\(self.environment.port): pooled upstream connection was closed; retrying on a new one")
+            exchange.upstream = .none
+            // The head is re-sent by attach; a request already complete needs its end again.
+            exchange.pendingRequestParts = exchange.requestComplete ? [.end(nil)] : []
+            self.exchange = exchange
+            self.connectUpstream(allowPooled: false)
+            return
+        }
         if exchange.responseStarted {
             // Reset mid-response: the client must see a broken response, not a short one.
             self.context?.close(promise: nil)
@@ -422,7 +463,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             exchange.requestComplete || (exchange.discardRequestBody && !exchange.keepAlive)
         else { return }
         if case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop {
-            self.environment.pools.pool(for: eventLoop).release(upstream)
+            if exchange.upstreamReusable {
+                self.environment.pools.pool(for: eventLoop).release(upstream)
+            } else {
+                upstream.close()
+            }
         }
         self.exchange = nil
         guard exchange.keepAlive, !exchange.closeAfterResponse, !self.draining, exchange.requestComplete else {
