@@ -8,12 +8,20 @@ import NIOPosix
 /// Idle connections are kept LIFO per `cluster|endpoint` (the most recently used is the warmest and
 /// the least likely to have been closed by the server).
 public final class HTTPConnectionPools: Sendable {
+    /// Opens an upstream connection on the given loop; tests substitute in-memory channels.
+    typealias Connector = @Sendable (_ eventLoop: EventLoop, _ key: String, _ endpoint: ClusterEndpoint, _ timeout: TimeAmount)
+        -> EventLoopFuture<UpstreamHTTPHandler>
+
     private let pools: [ObjectIdentifier: LoopPool]
 
-    public init(group: EventLoopGroup) {
+    public convenience init(group: EventLoopGroup) {
+        self.init(group: group, connector: LoopPool.connectTCP)
+    }
+
+    init(group: EventLoopGroup, connector: @escaping Connector) {
         var pools: [ObjectIdentifier: LoopPool] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop)
+            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop, connector: connector)
         }
         self.pools = pools
     }
@@ -33,10 +41,12 @@ final class LoopPool: @unchecked Sendable {
     static let maxIdlePerKey = 256
 
     let eventLoop: EventLoop
+    private let connector: HTTPConnectionPools.Connector
     private var idle: [String: [UpstreamHTTPHandler]] = [:]
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, connector: @escaping HTTPConnectionPools.Connector) {
         self.eventLoop = eventLoop
+        self.connector = connector
     }
 
     /// An idle, still-open connection for `key`, or nil. Mutates the idle list in place (no copy).
@@ -51,18 +61,27 @@ final class LoopPool: @unchecked Sendable {
     /// Opens a new connection to `endpoint` on this loop.
     func connect(key: String, endpoint: ClusterEndpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamHTTPHandler> {
         self.eventLoop.assertInEventLoop()
-        return ClientBootstrap(group: self.eventLoop)
+        return self.connector(self.eventLoop, key, endpoint, timeout)
+    }
+
+    /// The upstream pipeline: request encoder (framing left to the proxy), response decoder, handler.
+    static func configureUpstream(_ channel: Channel, key: String) throws {
+        var encoderConfiguration = HTTPRequestEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+        try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+        try sync.addHandler(UpstreamHTTPHandler(key: key))
+    }
+
+    @Sendable static func connectTCP(eventLoop: EventLoop, key: String, endpoint: ClusterEndpoint, timeout: TimeAmount)
+        -> EventLoopFuture<UpstreamHTTPHandler>
+    {
+        ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(UpstreamHTTPHandler(key: key))
-                }
+                channel.eventLoop.makeCompletedFuture { try configureUpstream(channel, key: key) }
             }
             .connect(to: endpoint.address)
             .flatMapThrowing { channel in
