@@ -4,7 +4,8 @@ import NIOHTTP1
 /// The httpbin-like sample service, one instance per connection, behind NIO's HTTP/1.1 server pipeline
 /// (with pipelining assistance, so it sees one request at a time).
 ///
-/// Answers once the whole request has arrived; request bodies are counted, never stored. `/delay` waits
+/// Answers once the whole request has arrived (`Expect: 100-continue` gets its `100 Continue` at once);
+/// request bodies are counted, never stored. `/delay` waits
 /// on a scheduled task, never blocking the loop. `/bytes/N` writes the next chunk only while the channel
 /// is writable, so a slow reader holds memory flat. A malformed request gets a 400 and a close.
 /// Every response carries `x-service` and `x-version`. Each request head is logged as `METHOD TARGET`
@@ -51,6 +52,10 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.head(let head), .idle):
             self.log("\(head.method.rawValue) \(head.uri)")
             self.state = .receiving(Request(head: head, route: SampleRoute(method: head.method, uri: head.uri)))
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                let interim = HTTPResponseHead(version: head.version, status: .continue)
+                context.writeAndFlush(Self.wrapOutboundOut(.head(interim)), promise: nil)
+            }
         case (.body(let body), .receiving(var request)):
             request.bodyBytes += body.readableBytes
             self.state = .receiving(request)

@@ -1,87 +1,76 @@
 import NIOCore
 
-/// Cuts a byte stream into lines. Pure: no channel, no I/O.
-///
-/// A line is returned without its `\n` (a `\r` before it is kept, so it is echoed as sent). A line longer
-/// than `maxLineLength` is returned in pieces of that length, so a client that never sends `\n` cannot
-/// make the buffer grow without bound.
-struct LineSplitter {
-    let maxLineLength: Int
-    private var pending: ByteBuffer?
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-    init(maxLineLength: Int = 64 * 1024) {
-        precondition(maxLineLength > 0)
-        self.maxLineLength = maxLineLength
+/// Turns a byte stream into its echo: `PREFIX ` before every line. Pure: no channel, no I/O.
+///
+/// Streams: the bytes of a line are passed on as they arrive, so nothing is buffered however long
+/// a line is. A line's bytes are kept as sent (with any `\r`); a last line without `\n` gets one at the end.
+struct LineEchoer {
+    /// `PREFIX ` (with the space).
+    private let prefix: [UInt8]
+    private var atLineStart = true
+
+    init(prefix: String) {
+        self.prefix = Array(prefix.utf8) + [UInt8(ascii: " ")]
     }
 
-    /// Adds received bytes; returns every line now complete, in order.
-    mutating func append(_ bytes: ByteBuffer) -> [ByteBuffer] {
-        var buffer: ByteBuffer
-        if var pending = self.pending.take() {
-            var bytes = bytes
-            pending.writeBuffer(&bytes)
-            buffer = pending
-        } else {
-            buffer = bytes
-        }
-        var lines: [ByteBuffer] = []
-        while true {
-            let newline = buffer.withUnsafeReadableBytes { $0.firstIndex(of: UInt8(ascii: "\n")) }
-            if let newline, newline <= self.maxLineLength {
-                lines.append(buffer.readSlice(length: newline)!)
-                buffer.moveReaderIndex(forwardBy: 1)
-            } else if buffer.readableBytes > self.maxLineLength {
-                lines.append(buffer.readSlice(length: self.maxLineLength)!)
-            } else {
-                break
+    /// Appends the echo of `input` to `output`.
+    mutating func echo(_ input: ByteBuffer, into output: inout ByteBuffer) {
+        input.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var start = 0
+            while start < bytes.count {
+                if self.atLineStart {
+                    output.writeBytes(self.prefix)
+                    self.atLineStart = false
+                }
+                var end = bytes.count
+                if let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) {
+                    end = base.distance(to: UnsafeRawPointer(newline)) + 1
+                    self.atLineStart = true
+                }
+                output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                start = end
             }
         }
-        if buffer.readableBytes > 0 {
-            buffer.discardReadBytes()
-            self.pending = buffer
+    }
+
+    /// The end of the stream: ends an unterminated last line.
+    mutating func finish(into output: inout ByteBuffer) {
+        if !self.atLineStart {
+            output.writeInteger(UInt8(ascii: "\n"))
+            self.atLineStart = true
         }
-        return lines
-    }
-
-    /// The end of the stream: the last line if it had no `\n`.
-    mutating func finish() -> ByteBuffer? {
-        self.pending.take()
-    }
-}
-
-extension Optional {
-    fileprivate mutating func take() -> Wrapped? {
-        defer { self = nil }
-        return self
     }
 }
 
 /// Istio's tcp-echo-server: answers every line with `PREFIX LINE\n`.
 ///
 /// Backpressure: a `read` is held back while the channel is not writable, so a client that sends but
-/// never reads stalls itself instead of filling our memory. Half-close: on the client's EOF the last
-/// unterminated line is answered too, every answer is flushed, and then the connection closes.
+/// never reads stalls itself instead of filling our memory. Half-close: on the client's EOF an
+/// unterminated last line is ended, every answer is flushed, and then the connection closes.
 final class LineEchoHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let prefix: String
-    private var splitter = LineSplitter()
+    private var echoer: LineEchoer
     private var readPending = false
 
     init(prefix: String) {
-        self.prefix = prefix
+        self.echoer = LineEchoer(prefix: prefix)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let lines = self.splitter.append(Self.unwrapInboundIn(data))
-        for line in lines {
-            context.write(Self.wrapOutboundOut(self.answer(line, allocator: context.channel.allocator)), promise: nil)
-        }
-        if !lines.isEmpty {
-            context.flush()
-        }
+        let input = Self.unwrapInboundIn(data)
+        var output = context.channel.allocator.buffer(capacity: input.readableBytes + 64)
+        self.echoer.echo(input, into: &output)
+        context.writeAndFlush(Self.wrapOutboundOut(output), promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -89,10 +78,8 @@ final class LineEchoHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        var last = context.channel.allocator.buffer(capacity: 0)
-        if let line = self.splitter.finish() {
-            last = self.answer(line, allocator: context.channel.allocator)
-        }
+        var last = context.channel.allocator.buffer(capacity: 1)
+        self.echoer.finish(into: &last)
         // Writes complete in order, so this one completes once every earlier answer is out.
         context.writeAndFlush(Self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
@@ -117,14 +104,5 @@ final class LineEchoHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
-    }
-
-    private func answer(_ line: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: self.prefix.utf8.count + line.readableBytes + 2)
-        out.writeString(self.prefix)
-        out.writeInteger(UInt8(ascii: " "))
-        out.writeImmutableBuffer(line)
-        out.writeInteger(UInt8(ascii: "\n"))
-        return out
     }
 }

@@ -181,6 +181,14 @@ struct SampleConnection {
         #expect(responses.allSatisfy { $0.headers["content-type"] == "application/json" })
     }
 
+    @Test func expectContinueGetsAnInterimResponseFirst() throws {
+        let connection = try SampleConnection()
+        try connection.send("PUT /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        #expect(try connection.written() == "HTTP/1.1 100 Continue\r\n\r\n")
+        try connection.send("abc")
+        #expect(try connection.response().body == "{\"bytes\": 3}\n")
+    }
+
     @Test func uploadWithGetIsNotAllowed() throws {
         let connection = try SampleConnection()
         try connection.send("GET /upload HTTP/1.1\r\nHost: gw\r\n\r\n")

@@ -4,20 +4,32 @@ import Testing
 
 @testable import MeshSampleApps
 
-@Suite struct LineSplitterTests {
-    @Test func cutsLinesAndKeepsThePartialOne() {
-        var splitter = LineSplitter()
-        #expect(splitter.append(ByteBuffer(string: "hello\nwor")).map { String(buffer: $0) } == ["hello"])
-        #expect(splitter.append(ByteBuffer(string: "ld\r\n\nlast")).map { String(buffer: $0) } == ["world\r", ""])
-        #expect(splitter.finish().map { String(buffer: $0) } == "last")
-        #expect(splitter.finish() == nil)
+@Suite struct LineEchoerTests {
+    private func echo(_ pieces: [String], prefix: String = "one") -> [String] {
+        var echoer = LineEchoer(prefix: prefix)
+        var outputs: [String] = []
+        for piece in pieces {
+            var output = ByteBuffer()
+            echoer.echo(ByteBuffer(string: piece), into: &output)
+            outputs.append(String(buffer: output))
+        }
+        var last = ByteBuffer()
+        echoer.finish(into: &last)
+        return outputs + [String(buffer: last)]
     }
 
-    @Test func cutsAnOverlongLineIntoPieces() {
-        var splitter = LineSplitter(maxLineLength: 4)
-        #expect(splitter.append(ByteBuffer(string: "abcdefghij\n")).map { String(buffer: $0) } == ["abcd", "efgh", "ij"])
-        #expect(splitter.append(ByteBuffer(string: "abcd\n")).map { String(buffer: $0) } == ["abcd"])
-        #expect(splitter.finish() == nil)
+    @Test func prefixesEveryLineAsItStreams() {
+        #expect(self.echo(["hello\nwor", "ld\r\n\nlast"]) == ["one hello\none wor", "ld\r\none \none last", "\n"])
+    }
+
+    @Test func endsWithoutAnExtraNewlineAfterACompleteLine() {
+        #expect(self.echo(["a\n", "b\n"], prefix: "two") == ["two a\n", "two b\n", ""])
+        #expect(self.echo([""]) == ["", ""])
+    }
+
+    @Test func aLongLineIsNeverBuffered() {
+        let long = String(repeating: "x", count: 100_000)
+        #expect(self.echo([long, long + "\n"]) == ["one " + long, long + "\n", ""])
     }
 }
 
@@ -53,29 +65,22 @@ final class ReadCounter: ChannelOutboundHandler {
 
     @Test func answersEveryLineWithThePrefix() throws {
         let channel = try self.makeChannel()
-        try channel.writeInbound(ByteBuffer(string: "hello\nwor"))
+        try channel.writeInbound(ByteBuffer(string: "hello\n"))
         #expect(try self.written(channel) == "one hello\n")
+        try channel.writeInbound(ByteBuffer(string: "wor"))
         try channel.writeInbound(ByteBuffer(string: "ld\nagain\n"))
         #expect(try self.written(channel) == "one world\none again\n")
         #expect(channel.isActive)
         _ = try channel.finish()
     }
 
-    @Test func halfCloseFlushesTheLastLineThenCloses() throws {
+    @Test(arguments: [("a\nno newline", "one a\none no newline\n"), ("a\n", "one a\n")])
+    func halfCloseFlushesEveryAnswerThenCloses(sent: String, answered: String) throws {
         let channel = try self.makeChannel()
-        try channel.writeInbound(ByteBuffer(string: "a\nno newline"))
+        try channel.writeInbound(ByteBuffer(string: sent))
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         channel.embeddedEventLoop.run()
-        #expect(try self.written(channel) == "one a\none no newline\n")
-        #expect(!channel.isActive)
-    }
-
-    @Test func halfCloseWithNothingPendingJustCloses() throws {
-        let channel = try self.makeChannel()
-        try channel.writeInbound(ByteBuffer(string: "a\n"))
-        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        channel.embeddedEventLoop.run()
-        #expect(try self.written(channel) == "one a\n")
+        #expect(try self.written(channel) == answered)
         #expect(!channel.isActive)
     }
 

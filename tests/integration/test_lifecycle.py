@@ -1,0 +1,102 @@
+"""Start-up, drain and sd_notify: SIGTERM finishes in-flight work after readiness turns 503 and exits 0;
+a config with errors never starts; NOTIFY_SOCKET hears READY=1, RELOADING=1 and STOPPING=1."""
+
+import signal
+import socket
+import subprocess
+
+from conftest import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    documents,
+    free_port,
+    gateway_yaml,
+    http_virtual_service_yaml,
+    wait_until,
+)
+
+
+def httpbin_gateway(mesh, env=None):
+    backend = mesh.backend("httpbin", ["v1"])
+    port = free_port()
+    config = mesh.config_dir(
+        {
+            "services.yaml": backend.yaml,
+            "routes.yaml": documents(gateway_yaml("gw", port, "HTTP"), http_virtual_service_yaml("httpbin", "gw", "httpbin")),
+        }
+    )
+    return mesh.gateway(config, {"http": port}, env=env), backend.apps["v1"], config
+
+
+def test_sigterm_during_a_slow_request_drains_then_exits_0(mesh):
+    gateway, app, _ = httpbin_gateway(mesh)
+    client = subprocess.Popen(
+        ["curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", gateway.url("/delay/2")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: "GET /delay/2" in app.requests(), START_TIMEOUT, "the request to reach the app")
+        gateway.proc.signal(signal.SIGTERM)
+
+        def not_ready() -> bool:
+            code = gateway.readiness()
+            assert code in (200, 503), f"readiness must keep answering while draining, got {code}"
+            return code == 503
+
+        wait_until(not_ready, STOP_TIMEOUT, "readiness 503")
+        assert client.poll() is None, "readiness turned 503 only after the in-flight request had ended"
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    body, _, status = out.rpartition("\n")
+    assert status == "200"
+    assert body == "httpbin v1: hello from /delay/2\n"
+    assert gateway.proc.wait(timeout=60) == 0, gateway.proc.stderr()
+
+
+def test_a_config_with_errors_never_starts(mesh):
+    port = free_port()
+    broken = documents(
+        gateway_yaml("gw", port, "HTTP"),
+        http_virtual_service_yaml("nowhere", "gw", "no-such-service"),
+    )
+    line = next(number for number, text in enumerate(broken.splitlines(), 1) if "no-such-service" in text)
+    config = mesh.config_dir({"routes.yaml": broken})
+    proc = mesh.run("gateway", "gateway", "--config", str(config))
+    code = proc.wait(timeout=START_TIMEOUT)
+    assert code != 0
+    assert f"routes.yaml:{line}: error: " in proc.stdout() + proc.stderr()
+
+
+def test_sd_notify_tells_ready_reloading_and_stopping(mesh, tmp_path):
+    notify_path = tmp_path / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(0.2)
+    messages: list[str] = []
+
+    def heard(word: str):
+        def check():
+            try:
+                messages.extend(notify.recv(4096).decode().split("\n"))
+            except (TimeoutError, socket.timeout):
+                pass
+            return word in messages
+
+        return check
+
+    try:
+        gateway, _, _ = httpbin_gateway(mesh, env={"NOTIFY_SOCKET": str(notify_path)})
+        wait_until(heard("READY=1"), START_TIMEOUT, "READY=1")
+        gateway.reload()
+        wait_until(heard("RELOADING=1"), START_TIMEOUT, "RELOADING=1")
+        gateway.proc.signal(signal.SIGTERM)
+        wait_until(heard("STOPPING=1"), START_TIMEOUT, "STOPPING=1")
+        assert gateway.proc.wait(timeout=60) == 0
+    finally:
+        notify.close()
