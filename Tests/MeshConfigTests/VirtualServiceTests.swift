@@ -446,3 +446,29 @@ import Testing
         ])
     }
 }
+
+extension VirtualServiceTests {
+    @Test func scalarWhereAStringMatchBelongsGetsAHint() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              gateways: []
+              http:
+              - match:
+                - uri: /productpage
+                  headers:
+                    end-user: jason
+                route:
+                - destination: {host: reviews}
+                redirect: {uri: /v2}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0]: an http route has either route or redirect, not both",
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[0].match[0].uri: expected a map such as {exact: /productpage}, got a string (\"/productpage\")",
+            "conf/reviews.yaml:11: error: VirtualService/reviews.spec.http[0].match[0].headers.end-user: expected a map such as {exact: jason}, got a string (\"jason\")",
+        ])
+    }
+}

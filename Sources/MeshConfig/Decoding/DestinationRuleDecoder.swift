@@ -24,8 +24,8 @@ enum DestinationRuleDecoder {
     static func decode(meta: ResourceMeta, spec field: Field) -> DestinationRuleDeclaration? {
         guard let spec = field.map(Self.spec) else { return nil }
         guard let hostField = spec.required("host"), let host = hostField.string() else { return nil }
-        if host.isEmpty || host == "*" {
-            hostField.error("invalid host \"\(host)\"; name a service")
+        if host.isEmpty {
+            hostField.error("the host must not be empty; name a service")
         }
         let policy = spec.map("trafficPolicy", Self.trafficPolicy).map(self.trafficPolicy)
         var subsets: [Subset] = []

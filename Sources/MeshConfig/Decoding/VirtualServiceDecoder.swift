@@ -41,7 +41,9 @@ struct VirtualServiceDecoder {
         guard let spec = field.map(Self.spec) else { return nil }
         var decoder = VirtualServiceDecoder(meta: meta)
         let hosts = decoder.hosts(spec)
-        let gateways = spec["gateways"].flatMap { decoder.gatewayList($0) } ?? ["mesh"]
+        // No gateways (omitted or empty) means the mesh, as in Istio.
+        let listed = spec["gateways"].flatMap { decoder.gatewayList($0) } ?? []
+        let gateways = listed.isEmpty ? ["mesh"] : listed
         if gateways.contains("mesh"), hosts.contains("*") {
             field.context.sink.error(
                 at: spec.place(of: "hosts"),
@@ -95,6 +97,9 @@ struct VirtualServiceDecoder {
         var destinations: [RouteDestination] = []
         if let field = route["route"] {
             destinations = self.routeDestinations(field, schema: Self.httpDestination)
+            if let other = ["redirect", "directResponse"].first(where: { route[$0] != nil }) {
+                route.field.error("an http route has either route or \(other), not both")
+            }
         } else if Self.otherActions.allSatisfy({ route[$0] == nil }) {
             route.field.error("an http route needs route (or redirect, directResponse or delegate)")
         }
@@ -216,6 +221,10 @@ enum StringMatchDecoder {
 
     /// nil when invalid (reported); `.some(nil)` for an empty match.
     private static func decode(_ field: Field, prefix allowPrefix: Bool) -> StringMatch?? {
+        if case .scalar(let text, _) = field.node.value {
+            field.error("expected a map such as {exact: \(text)}, got \(field.node.kindDescription)")
+            return nil
+        }
         guard let map = field.map(Self.schema) else { return nil }
         let kinds = ["exact", "prefix", "regex"].filter { map[$0] != nil }
         if kinds.count > 1 {
