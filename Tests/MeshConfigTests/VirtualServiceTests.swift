@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func missingWeightsCountAsZeroAndALoneDestinationGets100() throws {
-        let result = loadVS("""
+        let http = """
             apiVersion: networking.istio.io/v1
             kind: VirtualService
             metadata:
@@ -76,6 +76,9 @@ import Testing
                   weight: 100
               - route:
                 - destination: {host: reviews, subset: v2}
+
+            """
+        let result = loadVS(http + """
               tcp:
               - route:
                 - destination: {host: reviews, subset: v1}
@@ -84,21 +87,7 @@ import Testing
             """)
         #expect(result.find(.error, "conf/reviews.yaml:15:", "spec.tcp[0].route: weights sum to 80, not 100").count == 1)
         #expect(result.errors.count == 1, "\(result.lines)")
-        let valid = loadVS("""
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata:
-              name: reviews
-            spec:
-              hosts: [reviews]
-              http:
-              - route:
-                - destination: {host: reviews, subset: v1}
-                - destination: {host: reviews, subset: v3}
-                  weight: 100
-              - route:
-                - destination: {host: reviews, subset: v2}
-            """)
+        let valid = loadVS(http)
         let vs = try #require(valid.configuration?.virtualServices.first)
         #expect(vs.http[0].route.map(\.weight) == [0, 100])
         #expect(vs.http[1].route.map(\.weight) == [100])
