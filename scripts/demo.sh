@@ -35,6 +35,9 @@ stop_all() {
     rm -f "$pid_file"
 }
 trap stop_all EXIT
+# Until the gateway runs, a signal just ends the script (bash runs the EXIT trap only on exit).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # start_app NAME ARGS...: starts one sample app, logging to $run_dir/NAME.log.
 start_app() {
