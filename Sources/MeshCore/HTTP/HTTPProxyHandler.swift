@@ -91,6 +91,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     private var pendingRead = false
     private var draining = false
     private var closed = false
+    /// The client's IP for `x-forwarded-for`, formatted once per connection.
+    private lazy var clientIP: String = self.context?.remoteAddress?.ipAddress ?? "unknown"
 
     init(environment: HTTPProxyEnvironment) {
         self.environment = environment
@@ -343,7 +345,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         var headers = head.headers
         HopByHop.strip(&headers)
         headers.remove(name: "expect")
-        let client = self.context?.remoteAddress?.ipAddress ?? "unknown"
+        let client = self.clientIP
         if let forwarded = headers.first(name: "x-forwarded-for") {
             headers.replaceOrAdd(name: "x-forwarded-for", value: "\(forwarded), \(client)")
         } else {
