@@ -1,8 +1,7 @@
-"""Start-up, drain and sd_notify: SIGTERM finishes in-flight work after readiness turns 503 and exits 0;
-a config with errors never starts; NOTIFY_SOCKET hears READY=1, RELOADING=1 and STOPPING=1."""
+"""Start-up and drain: SIGTERM finishes in-flight work after readiness turns 503 and exits 0; a config
+with errors never starts. (sd_notify has its own test, test_sdnotify.py.)"""
 
 import signal
-import socket
 import subprocess
 
 from conftest import (
@@ -16,7 +15,7 @@ from conftest import (
 )
 
 
-def httpbin_gateway(mesh, env=None):
+def httpbin_gateway(mesh):
     backend = mesh.backend("httpbin", ["v1"])
     port = free_port()
     config = mesh.config_dir(
@@ -25,11 +24,11 @@ def httpbin_gateway(mesh, env=None):
             "routes.yaml": documents(gateway_yaml("gw", port, "HTTP"), http_virtual_service_yaml("httpbin", "gw", "httpbin")),
         }
     )
-    return mesh.gateway(config, {"http": port}, env=env), backend.apps["v1"], config
+    return mesh.gateway(config, {"http": port}), backend.apps["v1"]
 
 
 def test_sigterm_during_a_slow_request_drains_then_exits_0(mesh):
-    gateway, app, _ = httpbin_gateway(mesh)
+    gateway, app = httpbin_gateway(mesh)
     client = subprocess.Popen(
         ["curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", gateway.url("/delay/2")],
         stdout=subprocess.PIPE,
@@ -71,32 +70,3 @@ def test_a_config_with_errors_never_starts(mesh):
     code = proc.wait(timeout=START_TIMEOUT)
     assert code != 0
     assert f"routes.yaml:{line}: error: " in proc.stdout() + proc.stderr()
-
-
-def test_sd_notify_tells_ready_reloading_and_stopping(mesh, tmp_path):
-    notify_path = tmp_path / "notify.sock"
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(notify_path))
-    notify.settimeout(0.2)
-    messages: list[str] = []
-
-    def heard(word: str):
-        def check():
-            try:
-                messages.extend(notify.recv(4096).decode().split("\n"))
-            except (TimeoutError, socket.timeout):
-                pass
-            return word in messages
-
-        return check
-
-    try:
-        gateway, _, _ = httpbin_gateway(mesh, env={"NOTIFY_SOCKET": str(notify_path)})
-        wait_until(heard("READY=1"), START_TIMEOUT, "READY=1")
-        gateway.reload()
-        wait_until(heard("RELOADING=1"), START_TIMEOUT, "RELOADING=1")
-        gateway.proc.signal(signal.SIGTERM)
-        wait_until(heard("STOPPING=1"), START_TIMEOUT, "STOPPING=1")
-        assert gateway.proc.wait(timeout=60) == 0
-    finally:
-        notify.close()
