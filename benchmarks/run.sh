@@ -154,8 +154,18 @@ if has "$ONLY" meshgate; then
         NOTES+=("Meshgate is a DEBUG build ($MESHGATE_BIN): its figures say nothing about performance")
         say "warning: $MESHGATE_BIN looks like a debug build; measure release builds only"
     fi
-    MESHGATE_COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-    MESHGATE_COMMIT+=" (tree at run time), binary built $(date -r "$MESHGATE_BIN" '+%Y-%m-%d %H:%M')"
+    # The source the binary was built from: the git work tree that holds it (a binary outside any
+    # work tree is described by its build time only).
+    bin_dir="$(dirname "$(readlink -f "$MESHGATE_BIN")")"
+    if src_root="$(git -C "$bin_dir" rev-parse --show-toplevel 2>/dev/null)"; then
+        MESHGATE_COMMIT="$(git -C "$src_root" rev-parse --short HEAD) in $src_root"
+        if [[ -n "$(git -C "$src_root" status --porcelain -- Sources Package.swift 2>/dev/null)" ]]; then
+            MESHGATE_COMMIT+=" plus uncommitted changes under Sources/"
+        fi
+    else
+        MESHGATE_COMMIT="unknown source"
+    fi
+    MESHGATE_COMMIT+="; binary built $(date -r "$MESHGATE_BIN" '+%Y-%m-%d %H:%M %Z')"
 fi
 
 # ------------------------------------------------------------------------------------------------
