@@ -158,12 +158,12 @@ if has "$ONLY" meshgate; then
     # work tree is described by its build time only).
     bin_dir="$(dirname "$(readlink -f "$MESHGATE_BIN")")"
     if src_root="$(git -C "$bin_dir" rev-parse --show-toplevel 2>/dev/null)"; then
-        MESHGATE_COMMIT="$(git -C "$src_root" rev-parse --short HEAD) in $src_root"
+        MESHGATE_COMMIT="commit $(git -C "$src_root" rev-parse --short HEAD) in $src_root"
         if [[ -n "$(git -C "$src_root" status --porcelain -- Sources Package.swift 2>/dev/null)" ]]; then
             MESHGATE_COMMIT+=" plus uncommitted changes under Sources/"
         fi
     else
-        MESHGATE_COMMIT="unknown source"
+        MESHGATE_COMMIT="not in a git work tree"
     fi
     MESHGATE_COMMIT+="; binary built $(date -r "$MESHGATE_BIN" '+%Y-%m-%d %H:%M %Z')"
 fi

@@ -474,7 +474,7 @@ def build_report(raw: dict) -> str:
     v = meta["versions"]
     L.append(f"- Tools: {v['haproxy']}; {v['nginx']}; {v['wrk']}; {v['iperf3']}")
     if meta.get("meshgate_bin"):
-        L.append(f"- Meshgate: `{meta['meshgate_bin']}`, built from commit {meta.get('meshgate_commit', '?')}")
+        L.append(f"- Meshgate: `{meta['meshgate_bin']}`; source: {meta.get('meshgate_commit', '?')}")
     L.append(f"- Rounds: {meta['rounds']}, interleaved (every target once per round, same order each round); "
              f"HTTP {meta['http_duration']} s per run after a {meta['warmup']} s warm-up, TCP {meta['tcp_duration']} s per run")
     L.append(f"- HTTP load: `{meta['http_command']}` (100-byte file from an nginx upstream)")
