@@ -168,4 +168,17 @@ import Testing
         upstreams.channels[0].pipeline.fireChannelWritabilityChanged()
         #expect(reads.reads == 1)
     }
+
+    @Test func anIdleKeepAliveConnectionClosesAfterTheIdleTimeoutButNotDuringAnExchange() throws {
+        let (downstream, upstreams) = try self.setUp()
+        try downstream.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"))
+        // An exchange in progress for longer than the timeout keeps the connection.
+        downstream.embeddedEventLoop.advanceTime(by: .hours(2))
+        #expect(downstream.isActive)
+        try upstreams.respond(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        downstream.embeddedEventLoop.advanceTime(by: .minutes(59))
+        #expect(downstream.isActive)
+        downstream.embeddedEventLoop.advanceTime(by: .minutes(62))
+        #expect(!downstream.isActive, "idle for over an hour with no exchange: closed")
+    }
 }

@@ -50,11 +50,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         case finished
     }
 
-    /// One request/response exchange.
-    private struct Exchange {
+    /// One request/response exchange. A class: it is updated at every event of the request, and a
+    /// reference is cheaper to update in place than a struct to copy out and back.
+    private final class Exchange {
         var requestHead: HTTPRequestHead
         var keepAlive: Bool
         var isHead: Bool
+
+        init(requestHead: HTTPRequestHead, keepAlive: Bool, isHead: Bool) {
+            self.requestHead = requestHead
+            self.keepAlive = keepAlive
+            self.isHead = isHead
+        }
+
         var upstream: UpstreamState = .none
         /// Request parts received before the upstream was ready.
         var pendingRequestParts: [HTTPClientRequestPart] = []
@@ -85,6 +93,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private let environment: HTTPProxyEnvironment
+    private let idleTimeout: TimeAmount
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
     private var exchange: Exchange?
     private var queuedParts: [HTTPServerRequestPart] = []
@@ -94,16 +105,44 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
     private lazy var clientIP: String = self.context?.remoteAddress?.ipAddress ?? "unknown"
 
-    init(environment: HTTPProxyEnvironment) {
+    init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) {
         self.environment = environment
+        self.idleTimeout = idleTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.lastActivity = context.eventLoop.now
+        self.scheduleIdleCheck(in: self.idleTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
         self.context = nil
+    }
+
+    // MARK: - Idle timeout
+
+    /// A keep-alive connection with no exchange for `idleTimeout` is closed. Activity is one clock
+    /// read per read burst; the timer runs once per timeout, not per request.
+    private func scheduleIdleCheck(in delay: TimeAmount) {
+        guard let context = self.context else { return }
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.checkIdle()
+        }
+    }
+
+    private func checkIdle() {
+        guard !self.closed else { return }
+        guard let now = self.context?.eventLoop.now else { return }
+        let idleFor = now - self.lastActivity
+        if self.exchange == nil && idleFor >= self.idleTimeout {
+            self.environment.log.debug("http :\(self.environment.port): idle for \(self.idleTimeout), closing")
+            self.closeDownstream()
+        } else {
+            self.scheduleIdleCheck(in: self.exchange == nil ? self.idleTimeout - idleFor : self.idleTimeout)
+        }
     }
 
     // MARK: - Downstream events
@@ -120,6 +159,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        self.lastActivity = context.eventLoop.now
         if case .attached(let upstream) = self.exchange?.upstream {
             upstream.flush()
         }
@@ -128,6 +168,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
+        self.idleTimer?.cancel()
         if let exchange = self.exchange, case .attached(let upstream) = exchange.upstream {
             // The client went away mid-exchange: the upstream connection cannot be reused.
             upstream.close()
@@ -155,12 +196,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             return
         }
         self.environment.log.debug("http :\(self.environment.port) \(context.remoteAddress?.description ?? "-"): \(error)")
-        if var exchange = self.exchange {
+        if let exchange = self.exchange {
             if case .attached(let upstream) = exchange.upstream {
                 upstream.close()
             }
             exchange.upstream = .finished
-            self.exchange = exchange
             if exchange.responseStarted {
                 context.close(promise: nil)
                 return
@@ -221,17 +261,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private func forwardRequestPart(_ part: HTTPClientRequestPart) {
-        guard var exchange = self.exchange, !exchange.discardRequestBody else { return }
+        guard let exchange = self.exchange, !exchange.discardRequestBody else { return }
         switch exchange.upstream {
         case .connecting:
             exchange.pendingRequestParts.append(part)
-            self.exchange = exchange
         case .attached(let upstream):
             let isEnd: Bool
             if case .end = part { isEnd = true } else { isEnd = false }
             if !isEnd && !exchange.bodySent {
                 exchange.bodySent = true
-                self.exchange = exchange
             }
             upstream.send(part, flush: isEnd)
         case .none, .finished:
@@ -241,7 +279,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     private func startExchange(_ head: HTTPRequestHead) {
         let keepAlive = head.isKeepAlive && !self.draining
-        var exchange = Exchange(requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD)
+        let exchange = Exchange(requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD)
         self.exchange = exchange
 
         guard head.version.major == 1, head.version.minor == 0 || head.headers.contains(name: "host") else {
@@ -277,13 +315,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         }
 
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: self.upstreamRequestHead(head))
-        self.exchange = exchange
         self.connectUpstream(allowPooled: true)
     }
 
     /// Leases an idle pooled connection for the exchange's target, or opens a new one.
     private func connectUpstream(allowPooled: Bool) {
-        guard var exchange = self.exchange, let target = exchange.target, let eventLoop = self.context?.eventLoop else { return }
+        guard let exchange = self.exchange, let target = exchange.target, let eventLoop = self.context?.eventLoop else { return }
         let cluster = target.cluster
         let endpoint = cluster.endpoints[target.endpointIndex]
         let key = cluster.poolKeys[target.endpointIndex]
@@ -291,13 +328,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.upstreamStart = .now()
         if allowPooled, let connection = pool.takeIdle(key: key) {
             exchange.reusedConnection = true
-            self.exchange = exchange
             self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
             return
         }
         exchange.reusedConnection = false
         exchange.upstream = .connecting
-        self.exchange = exchange
         pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
             .assumeIsolated()
             .whenComplete { result in
@@ -320,7 +355,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private func attach(_ connection: UpstreamHTTPHandler, head: HTTPRequestHead, maxRequests: Int) {
-        guard var exchange = self.exchange else { return }
+        guard let exchange = self.exchange else { return }
         connection.owner = self
         connection.requestsSent += 1
         exchange.upstream = .attached(connection)
@@ -331,7 +366,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
             exchange.upstreamReusable = false
         }
-        self.exchange = exchange
         connection.send(.head(upstreamHead), flush: pending.isEmpty)
         for part in pending {
             connection.send(part, flush: false)
@@ -340,21 +374,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         self.releaseHeldRead()
     }
 
-    /// The request as it goes upstream: hop-by-hop headers removed, x-forwarded-*, x-request-id added.
+    /// The request as it goes upstream (HTTP/1.1): see ``HopByHop/upstreamRequestHeaders(_:clientIP:scheme:)``.
     private func upstreamRequestHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        var headers = head.headers
-        HopByHop.strip(&headers)
-        headers.remove(name: "expect")
-        let client = self.clientIP
-        if let forwarded = headers.first(name: "x-forwarded-for") {
-            headers.replaceOrAdd(name: "x-forwarded-for", value: "\(forwarded), \(client)")
-        } else {
-            headers.add(name: "x-forwarded-for", value: client)
-        }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
-        if !headers.contains(name: "x-request-id") {
-            headers.add(name: "x-request-id", value: RequestID.make())
-        }
+        let headers = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: "http")
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
 
@@ -363,36 +385,36 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     var downstreamWritable: Bool { self.context?.channel.isWritable ?? false }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard var exchange = self.exchange, let context = self.context else { return }
+        guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
-            var headers = head.headers
-            HopByHop.strip(&headers)
-            headers.replaceOrAdd(name: "x-envoy-upstream-service-time", value: String(elapsed.nanoseconds / 1_000_000))
-            let framed = headers.contains(name: "content-length") || Self.isChunked(headers)
-            if !framed && head.status.mayHaveResponseBody && !exchange.isHead {
+            var framing = HopByHop.ResponseFraming()
+            var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
+            headers.add(name: "x-envoy-upstream-service-time", value: String(elapsed.nanoseconds / 1_000_000))
+            if !framing.hasContentLength && !framing.isChunked && head.status.mayHaveResponseBody && !exchange.isHead {
                 if exchange.requestHead.version == .http1_1 {
                     headers.add(name: "transfer-encoding", value: "chunked")
+                    framing.isChunked = true
                 } else {
                     exchange.closeAfterResponse = true
                 }
             }
-            if exchange.requestHead.version != .http1_1 && Self.isChunked(headers) {
+            if exchange.requestHead.version != .http1_1 && framing.isChunked {
                 // An HTTP/1.0 client cannot read chunks: send the body close-delimited.
                 headers.remove(name: "transfer-encoding")
+                framing.isChunked = false
                 exchange.closeAfterResponse = true
             }
             if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
-                headers.replaceOrAdd(name: "connection", value: "close")
+                headers.add(name: "connection", value: "close")
                 exchange.keepAlive = false
             } else if exchange.requestHead.version != .http1_1 {
-                headers.replaceOrAdd(name: "connection", value: "keep-alive")
+                headers.add(name: "connection", value: "keep-alive")
             }
-            exchange.suppressEndMarker = exchange.isHead && Self.isChunked(headers)
-            self.exchange = exchange
+            exchange.suppressEndMarker = exchange.isHead && framing.isChunked
             context.write(
                 self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: headers))),
                 promise: nil
@@ -412,7 +434,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                 }
                 exchange.upstream = .finished
             }
-            self.exchange = exchange
             if exchange.suppressEndMarker {
                 context.flush()
             } else {
@@ -423,13 +444,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     func upstreamReadComplete() {
+        self.lastActivity = self.context?.eventLoop.now ?? self.lastActivity
         self.context?.flush()
     }
 
     func upstreamClosed() {
-        guard var exchange = self.exchange, case .attached = exchange.upstream else { return }
+        guard let exchange = self.exchange, case .attached = exchange.upstream else { return }
         exchange.upstream = .finished
-        self.exchange = exchange
         if exchange.responseComplete { return }
         if !exchange.responseStarted && exchange.reusedConnection && !exchange.bodySent {
             // A pooled connection the server had closed while idle: nothing of this request was
@@ -439,7 +460,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             exchange.upstream = .none
             // The head is re-sent by attach; a request already complete needs its end again.
             exchange.pendingRequestParts = exchange.requestComplete ? [.end(nil)] : []
-            self.exchange = exchange
             self.connectUpstream(allowPooled: false)
             return
         }
@@ -485,7 +505,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
         guard let context = self.context else { return }
-        var exchange = self.exchange ?? Exchange(requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false)
+        let exchange = self.exchange ?? Exchange(requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false)
+        self.exchange = exchange
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.
         let bodyPending = !exchange.requestComplete && Self.hasBody(exchange.requestHead)
@@ -495,7 +516,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.responseComplete = true
         exchange.discardRequestBody = true
         if case .connecting = exchange.upstream { exchange.upstream = .finished }
-        self.exchange = exchange
         context.write(self.wrapOutboundOut(.head(reply.head(version: exchange.requestHead.version, close: close))), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             var buffer = context.channel.allocator.buffer(capacity: reply.body.utf8.count)
@@ -525,7 +545,4 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         return false
     }
 
-    static func isChunked(_ headers: HTTPHeaders) -> Bool {
-        headers[canonicalForm: "transfer-encoding"].last?.lowercased() == "chunked"
-    }
 }

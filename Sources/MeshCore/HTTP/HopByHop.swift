@@ -1,20 +1,106 @@
 import NIOHTTP1
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded.
-/// `transfer-encoding` stays: the codecs re-frame the body with it.
+/// Rewrites headers between the two hops in one pass over the list: hop-by-hop headers
+/// (RFC 9110 §7.6.1, and any header the `Connection` header names) are dropped; the proxy's own
+/// headers are added. `transfer-encoding` stays: the codecs re-frame the body with it.
 enum HopByHop {
-    static let names = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate"]
+    /// What a response head says about its framing, learned while copying it.
+    struct ResponseFraming {
+        var hasContentLength = false
+        var isChunked = false
+    }
 
-    static func strip(_ headers: inout HTTPHeaders) {
-        // Headers named by `Connection` are hop-by-hop too.
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.lowercased()
-            if name != "close" && name != "keep-alive" {
-                headers.remove(name: String(name))
+    /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
+    /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent.
+    static func upstreamRequestHeaders(_ headers: HTTPHeaders, clientIP: String, scheme: String) -> HTTPHeaders {
+        let named = Self.connectionNamedHeaders(headers)
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + 3)
+        var forwardedFor: String?
+        var hasRequestID = false
+        for (name, value) in headers {
+            if Self.isHopByHop(name) || name.asciiCaseInsensitiveEquals("expect")
+                || name.asciiCaseInsensitiveEquals("x-forwarded-proto")
+            {
+                continue
+            }
+            if name.asciiCaseInsensitiveEquals("x-forwarded-for") {
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            }
+            if name.asciiCaseInsensitiveEquals("x-request-id") { hasRequestID = true }
+            if !named.isEmpty && named.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { continue }
+            out.add(name: name, value: value)
+        }
+        out.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP)
+        out.add(name: "x-forwarded-proto", value: scheme)
+        if !hasRequestID {
+            out.add(name: "x-request-id", value: RequestID.make())
+        }
+        return out
+    }
+
+    /// The response as it goes downstream: hop-by-hop removed; its framing reported.
+    static func downstreamResponseHeaders(_ headers: HTTPHeaders, framing: inout ResponseFraming) -> HTTPHeaders {
+        let named = Self.connectionNamedHeaders(headers)
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + 2)
+        for (name, value) in headers {
+            if Self.isHopByHop(name) { continue }
+            if name.asciiCaseInsensitiveEquals("content-length") {
+                framing.hasContentLength = true
+            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
+                framing.isChunked = value.lowercased().hasSuffix("chunked")
+            }
+            if !named.isEmpty && named.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { continue }
+            out.add(name: name, value: value)
+        }
+        return out
+    }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.asciiCaseInsensitiveEquals("te")
+        case 7: return name.asciiCaseInsensitiveEquals("trailer") || name.asciiCaseInsensitiveEquals("upgrade")
+        case 10: return name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive")
+        case 16: return name.asciiCaseInsensitiveEquals("proxy-connection")
+        case 18: return name.asciiCaseInsensitiveEquals("proxy-authenticate")
+        default: return false
+        }
+    }
+
+    /// Header names listed in `Connection` (other than `close` / `keep-alive`), lower-cased.
+    private static func connectionNamedHeaders(_ headers: HTTPHeaders) -> [String] {
+        var named: [String] = []
+        for (name, value) in headers where name.asciiCaseInsensitiveEquals("connection") {
+            for token in value.split(separator: ",") {
+                let token = token.trimmingASCIISpaces().lowercased()
+                if token != "close" && token != "keep-alive" && !token.isEmpty { named.append(token) }
             }
         }
-        for name in Self.names where headers.contains(name: name) {
-            headers.remove(name: name)
+        return named
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality with a lower-case literal, without allocating.
+    func asciiCaseInsensitiveEquals(_ lowercase: String) -> Bool {
+        let lhs = self.utf8
+        let rhs = lowercase.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) {
+            let folded = (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z")) ? a | 0x20 : a
+            if folded != b { return false }
         }
+        return true
+    }
+}
+
+extension Substring {
+    func trimmingASCIISpaces() -> Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
     }
 }

@@ -137,14 +137,12 @@ public final class ListenerManager: Sendable {
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-        try sync.addHandler(IdleCloser())
         try sync.addHandler(
             ByteToMessageHandler(
                 HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
             )
         )
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
-        try sync.addHandler(HTTPProxyHandler(environment: environment))
+        try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: idleTimeout))
     }
 }

@@ -23,7 +23,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler {
 
     /// Pool key: `cluster|ip:port`.
     let key: String
-    weak var owner: (any UpstreamHTTPOwner)?
+    /// The exchange leasing this connection. Strong, and always cleared when the lease ends (release,
+    /// close, or either channel going inactive), which is cheaper than a weak reference per event.
+    var owner: (any UpstreamHTTPOwner)?
     private(set) var context: ChannelHandlerContext?
     private var pendingRead = false
     /// Requests sent on this connection so far (for `maxRequestsPerConnection`).
