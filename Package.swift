@@ -70,7 +70,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
-        .testTarget(name: "MeshSampleAppsTests", dependencies: ["MeshSampleApps"]),
+        .testTarget(
+            name: "MeshSampleAppsTests",
+            dependencies: [
+                "MeshSampleApps",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "MeshCoreTests",
             dependencies: [

@@ -18,15 +18,15 @@ public final class PCRERegex: @unchecked Sendable {
     }
 
     public init(_ pattern: String) throws(CompileError) {
-        // \A(?:...)\z: the pattern must cover the whole subject, not a substring or a line.
-        let anchored = "\\A(?:\(pattern))\\z"
+        // ANCHORED + ENDANCHORED: the pattern must cover the whole subject (as `\A(?:...)\z` would),
+        // and compile errors point into the pattern exactly as the user wrote it.
         var errorCode: Int32 = 0
         var errorOffset: Int = 0
-        let compiled = anchored.withCString { cString in
+        let compiled = pattern.withCString { cString in
             pcre2_compile_8(
                 UnsafeRawPointer(cString).assumingMemoryBound(to: UInt8.self),
-                anchored.utf8.count,
-                UInt32(PCRE2_UTF),
+                pattern.utf8.count,
+                UInt32(PCRE2_UTF) | UInt32(PCRE2_ANCHORED) | UInt32(PCRE2_ENDANCHORED),
                 &errorCode,
                 &errorOffset,
                 nil
@@ -36,9 +36,7 @@ public final class PCRERegex: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 256)
             let length = pcre2_get_error_message_8(errorCode, &buffer, buffer.count)
             let message = length > 0 ? String(decoding: buffer[0..<Int(length)], as: UTF8.self) : "error \(errorCode)"
-            // Report the offset within the pattern as written, not within our anchoring wrapper
-            // (`\A(?:` before it, `)\z` after it: an error found at the end points at its end).
-            throw CompileError(message: message, offset: min(max(0, errorOffset - 5), pattern.utf8.count))
+            throw CompileError(message: message, offset: errorOffset)
         }
         self.pattern = pattern
         self.code = compiled
