@@ -23,9 +23,12 @@ public enum GatewayProcess {
             log.error("config \(configDirectory) has \(errors) error(s); not starting")
             return 1
         }
+        let telemetry = TelemetryObjects(log: log)
         let snapshot: Snapshot
         do {
-            snapshot = try SnapshotCompiler.compileGateway(configuration, generation: 1)
+            snapshot = try SnapshotCompiler.compileGateway(
+                configuration, generation: 1, telemetry: telemetry.forSettings(configuration.settings)
+            )
         } catch {
             for diagnostic in error.diagnostics { log.error("config: \(diagnostic)") }
             return 1
@@ -39,9 +42,11 @@ public enum GatewayProcess {
             group: group,
             snapshot: snapshot,
             diagnostics: loaded.diagnostics,
+            telemetry: telemetry,
             log: log
         )
         let code = await process.run()
+        telemetry.shutdown()
         try? await group.shutdownGracefully()
         return code
     }
@@ -69,6 +74,8 @@ final class GatewayRuntime: Sendable {
     struct State: Sendable {
         var ready = false
         var draining = false
+        /// Set by admin `/healthcheck/fail` (planned maintenance): readiness answers 503.
+        var healthcheckFailed = false
         var lastReload: ReloadOutcome
         var reloadsApplied = 0
         var reloadFailures = 0
@@ -79,18 +86,26 @@ final class GatewayRuntime: Sendable {
     let holder: SnapshotHolder
     let tracker = ConnectionTracker()
     let listeners: ListenerManager
+    let metrics: MeshMetrics
+    let telemetry: TelemetryObjects
     let log: MeshLog
     let state: NIOLockedValueBox<State>
 
-    init(configDirectory: String, group: EventLoopGroup, snapshot: Snapshot, diagnostics: [Diagnostic], log: MeshLog) {
+    init(
+        configDirectory: String, group: EventLoopGroup, snapshot: Snapshot, diagnostics: [Diagnostic],
+        telemetry: TelemetryObjects, log: MeshLog
+    ) {
         self.configDirectory = configDirectory
         self.group = group
         self.holder = SnapshotHolder(snapshot)
         self.log = log
+        self.telemetry = telemetry
+        self.metrics = MeshMetrics(group: group, sourceLabels: Self.sourceLabels(snapshot.settings))
         self.listeners = ListenerManager(
             group: group,
             holder: self.holder,
             pools: HTTPConnectionPools(group: group),
+            metrics: self.metrics,
             tracker: self.tracker,
             log: log
         )
@@ -116,11 +131,18 @@ final class GatewayRuntime: Sendable {
             let readiness = try await SimpleHTTPServer.bind(
                 group: self.group, host: settings.bindAddress, port: settings.readinessPort
             ) { [self] _, path in self.readinessResponse(path: path) }
-            let admin = try await SimpleHTTPServer.bind(group: self.group, host: "127.0.0.1", port: settings.adminPort) { [self] _, path in
-                self.adminResponse(path: path)
+            let admin = try await SimpleHTTPServer.bind(group: self.group, host: "127.0.0.1", port: settings.adminPort) { [self] method, path in
+                await self.adminResponse(method: method, path: path)
             }
-            control = [readiness, admin]
-            self.log.info("readiness on \(settings.bindAddress):\(settings.readinessPort), admin on 127.0.0.1:\(settings.adminPort)")
+            let prometheus = try await SimpleHTTPServer.bind(
+                group: self.group, host: settings.bindAddress, port: settings.metricsPort
+            ) { [self] _, path in
+                await self.metricsResponse(path: path)
+            }
+            control = [readiness, admin, prometheus]
+            self.log.info(
+                "readiness on \(settings.bindAddress):\(settings.readinessPort), metrics on \(settings.bindAddress):\(settings.metricsPort), admin on 127.0.0.1:\(settings.adminPort)"
+            )
             try await self.listeners.bindNew(for: snapshot)
         } catch {
             self.log.error("start-up failed: \(error)")
@@ -128,6 +150,9 @@ final class GatewayRuntime: Sendable {
             return 1
         }
         self.state.withLockedValue { $0.ready = true }
+        self.metrics.setControl("meshgate_config_generation", Double(snapshot.generation))
+        self.metrics.setControl("meshgate_config_reload_total{result=\"success\"}", 0)
+        self.metrics.setControl("meshgate_config_reload_total{result=\"failure\"}", 0)
         SystemdNotify.send("READY=1\nSTATUS=serving generation \(snapshot.generation)")
         self.log.info("ready: generation \(snapshot.generation), \(snapshot.listeners.count) listener(s)")
 
@@ -165,7 +190,9 @@ final class GatewayRuntime: Sendable {
         }
         let next: Snapshot
         do {
-            next = try SnapshotCompiler.compileGateway(configuration, generation: current.generation + 1)
+            next = try SnapshotCompiler.compileGateway(
+                configuration, generation: current.generation + 1, telemetry: self.telemetry.forSettings(configuration.settings)
+            )
         } catch {
             self.rejectReload(diagnostics + error.diagnostics, current: current)
             return
@@ -184,6 +211,9 @@ final class GatewayRuntime: Sendable {
             return
         }
         self.holder.swap(next)
+        self.metrics.setSourceLabels(Self.sourceLabels(next.settings))
+        self.metrics.setControl("meshgate_config_generation", Double(next.generation))
+        self.metrics.addControl("meshgate_config_reload_total{result=\"success\"}")
         await self.listeners.closeRemoved(for: next)
         for diagnostic in diagnostics { self.log.log(diagnostic.severity.logLevel, "config: \(diagnostic)") }
         self.state.withLockedValue {
@@ -195,6 +225,7 @@ final class GatewayRuntime: Sendable {
 
     private func rejectReload(_ diagnostics: [Diagnostic], current: Snapshot) {
         for diagnostic in diagnostics { self.log.log(diagnostic.severity.logLevel, "config: \(diagnostic)") }
+        self.metrics.addControl("meshgate_config_reload_total{result=\"failure\"}")
         self.state.withLockedValue {
             $0.reloadFailures += 1
             $0.lastReload = ReloadOutcome(ok: false, generation: current.generation, diagnostics: diagnostics.map(\.description), time: MeshLog.timestamp())
@@ -227,65 +258,5 @@ final class GatewayRuntime: Sendable {
         }
         self.log.info("drained; exiting")
         return 0
-    }
-
-    // MARK: - Control endpoints
-
-    func readinessResponse(path: String) -> SimpleHTTPServer.Response {
-        guard path == "/healthz/ready" else { return .init(status: .notFound, body: "not found\n") }
-        let (ready, draining) = self.state.withLockedValue { ($0.ready, $0.draining) }
-        if ready && !draining { return .init(status: .ok, body: "ready\n") }
-        return .init(status: .serviceUnavailable, body: draining ? "draining\n" : "not ready\n")
-    }
-
-    struct StatusDocument: Encodable {
-        struct Listener: Encodable {
-            var address: String
-            var port: Int
-            var `protocol`: String
-        }
-        struct LastReload: Encodable {
-            var ok: Bool
-            var generation: Int
-            var time: String
-            var diagnostics: [String]
-        }
-        var generation: Int
-        var ready: Bool
-        var draining: Bool
-        var configDirectory: String
-        var lastReload: LastReload
-        var reloadsApplied: Int
-        var reloadFailures: Int
-        var listeners: [Listener]
-        var connections: Int
-    }
-
-    func adminResponse(path: String) -> SimpleHTTPServer.Response {
-        guard path == "/status" || path == "/" else { return .init(status: .notFound, body: "not found; try /status\n") }
-        let snapshot = self.holder.load()
-        let state = self.state.withLockedValue { $0 }
-        let document = StatusDocument(
-            generation: snapshot.generation,
-            ready: state.ready && !state.draining,
-            draining: state.draining,
-            configDirectory: self.configDirectory,
-            lastReload: .init(
-                ok: state.lastReload.ok,
-                generation: state.lastReload.generation,
-                time: state.lastReload.time,
-                diagnostics: state.lastReload.diagnostics
-            ),
-            reloadsApplied: state.reloadsApplied,
-            reloadFailures: state.reloadFailures,
-            listeners: self.listeners.listeners.map {
-                .init(address: $0.address, port: $0.port, protocol: snapshot.listeners[$0.port]?.protocol.rawValue ?? "closing")
-            },
-            connections: self.tracker.count
-        )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let body = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return .init(status: .ok, contentType: "application/json", body: body + "\n")
     }
 }

@@ -15,6 +15,7 @@ import Testing
         let environment = HTTPProxyEnvironment(
             holder: SnapshotHolder(snapshot),
             pools: HTTPConnectionPools(group: channel.embeddedEventLoop),
+            metrics: MeshMetrics(group: channel.embeddedEventLoop, sourceLabels: ""),
             log: MeshLog(minimumLevel: .error),
             port: 8080
         )

@@ -56,6 +56,7 @@ import Testing
         let environment = HTTPProxyEnvironment(
             holder: SnapshotHolder(snapshot),
             pools: HTTPConnectionPools(group: loop) { _, key, _, _ in upstreams.connect(key: key) },
+            metrics: MeshMetrics(group: loop, sourceLabels: ""),
             log: MeshLog(minimumLevel: .error),
             port: 8080
         )

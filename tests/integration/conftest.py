@@ -505,6 +505,7 @@ class Mesh:
             "bindAddress": "127.0.0.1",
             "readinessPort": free_port(),
             "adminPort": free_port(),
+            "metricsPort": free_port(),
             "drainTimeout": TEST_DRAIN_TIMEOUT,
         }
         values.update(settings)

@@ -33,5 +33,38 @@ public struct MeshSettings: Sendable, Hashable {
     /// `common_http_protocol_options.idle_timeout`.
     public var httpIdleTimeout: Duration = .seconds(3600)
 
+    // MARK: Telemetry
+
+    /// The workload name this instance reports as (`source_workload` on a gateway's metrics,
+    /// the access log's node). Default `istio-ingressgateway`, the name of Istio's ingress gateway.
+    public var workloadName: String = "istio-ingressgateway"
+
+    /// Prometheus port (`GET /stats/prometheus`). Default 15090, Envoy's Prometheus port in Istio.
+    public var metricsPort: Int = 15090
+
+    /// How often the byte counters of open TCP connections are flushed to the metrics. Default
+    /// 15s: the interval Istio's stats plugin documents (the newer native filter uses 5s; 15s keeps
+    /// scrapes of long-lived connections steady without churning per-connection timers). A
+    /// `Telemetry` resource's `metrics[].reportingInterval` overrides it.
+    public var tcpReportingDuration: Duration = .seconds(15)
+
+    /// Where the access log goes: a file path, `/dev/stdout`, or empty for none (Istio's default).
+    public var accessLogFile: String = ""
+
+    /// `TEXT` (Istio's default format, byte for byte) or `JSON` (the same fields as an object).
+    public var accessLogEncoding: AccessLogEncoding = .text
+
+    /// Percent of requests traced when the client did not decide (`x-b3-sampled`, `traceparent`).
+    /// Default 1.0 (1%), Istio's `meshConfig.defaultConfig.tracing.sampling`.
+    public var tracingSampling: Double = 1.0
+
+    /// Zipkin collector `host:port` (spans are POSTed to `/api/v2/spans`); nil = no span export.
+    public var zipkinAddress: String? = nil
+
     public init() {}
+}
+
+public enum AccessLogEncoding: String, Sendable, Hashable {
+    case text = "TEXT"
+    case json = "JSON"
 }

@@ -17,7 +17,7 @@ public enum SimpleHTTPServer {
         }
     }
 
-    public typealias Responder = @Sendable (_ method: HTTPMethod, _ path: String) -> Response
+    public typealias Responder = @Sendable (_ method: HTTPMethod, _ path: String) async -> Response
 
     public static func bind(group: EventLoopGroup, host: String, port: Int, responder: @escaping Responder) async throws -> Channel {
         try await ServerBootstrap(group: group)
@@ -53,7 +53,16 @@ public enum SimpleHTTPServer {
                 guard let head = self.head else { return }
                 self.head = nil
                 let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
-                let response = self.responder(head.method, path)
+                let responder = self.responder
+                let promise = context.eventLoop.makePromise(of: Response.self)
+                promise.completeWithTask { await responder(head.method, path) }
+                promise.futureResult.assumeIsolated().whenSuccess { response in
+                    self.write(response, for: head, context: context)
+                }
+            }
+        }
+
+        private func write(_ response: Response, for head: HTTPRequestHead, context: ChannelHandlerContext) {
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: response.contentType)
                 headers.add(name: "content-length", value: String(response.body.utf8.count))
@@ -68,7 +77,6 @@ public enum SimpleHTTPServer {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                     if !keepAlive { context.close(promise: nil) }
                 }
-            }
         }
     }
 }

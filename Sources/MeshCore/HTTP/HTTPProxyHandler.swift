@@ -1,16 +1,18 @@
 import NIOCore
 import NIOHTTP1
 
-/// What every HTTP connection of a listener shares: the snapshot, the pools, the log.
+/// What every HTTP connection of a listener shares: the snapshot, the pools, the metrics, the log.
 public struct HTTPProxyEnvironment: Sendable {
     public let holder: SnapshotHolder
     public let pools: HTTPConnectionPools
+    public let metrics: MeshMetrics
     public let log: MeshLog
     public let port: Int
 
-    public init(holder: SnapshotHolder, pools: HTTPConnectionPools, log: MeshLog, port: Int) {
+    public init(holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int) {
         self.holder = holder
         self.pools = pools
+        self.metrics = metrics
         self.log = log
         self.port = port
     }
@@ -57,10 +59,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         var keepAlive: Bool
         var isHead: Bool
 
-        init(requestHead: HTTPRequestHead, keepAlive: Bool, isHead: Bool) {
+        /// What the access log, the metrics and the span are told when the exchange ends.
+        var record = HTTPExchangeRecord()
+        var telemetry = SnapshotTelemetry()
+        var span: Tracer.Span?
+        var reported = false
+        let started: NIODeadline
+
+        init(requestHead: HTTPRequestHead, keepAlive: Bool, isHead: Bool, started: NIODeadline) {
             self.requestHead = requestHead
             self.keepAlive = keepAlive
             self.isHead = isHead
+            self.started = started
         }
 
         var upstream: UpstreamState = .none
@@ -104,6 +114,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     private var closed = false
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
     private lazy var clientIP: String = self.context?.remoteAddress?.ipAddress ?? "unknown"
+    /// `ip:port` of both ends of the downstream connection, for the access log.
+    private lazy var remoteAddressText: String? = self.context?.remoteAddress.flatMap(Self.hostPort)
+    private lazy var localAddressText: String? = self.context?.localAddress.flatMap(Self.hostPort)
 
     init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) {
         self.environment = environment
@@ -169,9 +182,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
         self.idleTimer?.cancel()
-        if let exchange = self.exchange, case .attached(let upstream) = exchange.upstream {
-            // The client went away mid-exchange: the upstream connection cannot be reused.
-            upstream.close()
+        if let exchange = self.exchange {
+            if case .attached(let upstream) = exchange.upstream {
+                // The client went away mid-exchange: the upstream connection cannot be reused.
+                upstream.close()
+            }
+            if !exchange.responseComplete {
+                exchange.record.responseFlags = "DC"
+                exchange.record.responseCodeDetails = "downstream_remote_disconnect"
+            }
+            self.report(exchange)
         }
         self.exchange = nil
         self.queuedParts.removeAll()
@@ -252,6 +272,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         case .head(let head):
             self.startExchange(head)
         case .body(let buffer):
+            self.exchange?.record.bytesReceived += buffer.readableBytes
             self.forwardRequestPart(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             self.exchange?.requestComplete = true
@@ -279,14 +300,27 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     private func startExchange(_ head: HTTPRequestHead) {
         let keepAlive = head.isKeepAlive && !self.draining
-        let exchange = Exchange(requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD)
+        let exchange = Exchange(
+            requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD, started: self.context?.eventLoop.now ?? .now()
+        )
         self.exchange = exchange
+        exchange.record.startMicros = WallClock.nowMicros()
+        exchange.record.method = head.method.rawValue
+        exchange.record.path = head.uri
+        exchange.record.protocolName = head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
+        exchange.record.authority = head.headers.first(name: "host")
+        exchange.record.userAgent = head.headers.first(name: "user-agent")
+        exchange.record.xForwardedFor = head.headers.first(name: "x-forwarded-for")
+        exchange.record.requestID = head.headers.first(name: "x-request-id")
+        exchange.record.downstreamRemoteAddress = self.remoteAddressText
+        exchange.record.downstreamLocalAddress = self.localAddressText
 
         guard head.version.major == 1, head.version.minor == 0 || head.headers.contains(name: "host") else {
             self.sendLocalReply(.missingHost, forceClose: true)
             return
         }
         let snapshot = self.environment.holder.load()
+        exchange.telemetry = snapshot.telemetry
         guard let plan = snapshot.listeners[self.environment.port] else {
             self.sendLocalReply(.noRoute)
             return
@@ -297,14 +331,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.sendLocalReply(.noRoute)
             return
         }
+        exchange.record.routeName = route.name
         guard let cluster = route.destinations.pick() else {
             self.sendLocalReply(.clusterNotFound)
             return
         }
+        exchange.record.upstreamCluster = cluster.name
         guard let endpointIndex = cluster.pickEndpointIndex() else {
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
+        let endpoint = cluster.endpoints[endpointIndex]
+        exchange.record.upstreamHost = endpoint.hostPort
+        exchange.record.destination = endpoint.identity
 
         if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
@@ -314,7 +353,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             )
         }
 
-        exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: self.upstreamRequestHead(head))
+        var upstreamHeaders = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: "http")
+        exchange.record.requestID = upstreamHeaders.first(name: "x-request-id")
+        exchange.record.xForwardedFor = upstreamHeaders.first(name: "x-forwarded-for")
+        if let tracer = exchange.telemetry.tracer {
+            exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
+        }
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: upstreamHeaders)
+        exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         self.connectUpstream(allowPooled: true)
     }
 
@@ -374,12 +420,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         self.releaseHeldRead()
     }
 
-    /// The request as it goes upstream (HTTP/1.1): see ``HopByHop/upstreamRequestHeaders(_:clientIP:scheme:)``.
-    private func upstreamRequestHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        let headers = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: "http")
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
-    }
-
     // MARK: - Upstream events (UpstreamHTTPOwner)
 
     var downstreamWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -393,7 +433,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             let elapsed = NIODeadline.now() - exchange.upstreamStart
             var framing = HopByHop.ResponseFraming()
             var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
-            headers.add(name: "x-envoy-upstream-service-time", value: String(elapsed.nanoseconds / 1_000_000))
+            let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
+            headers.add(name: "x-envoy-upstream-service-time", value: String(serviceTime))
+            exchange.record.responseCode = Int(head.status.code)
+            exchange.record.responseCodeDetails = "via_upstream"
+            exchange.record.upstreamServiceTimeMillis = serviceTime
             if !framing.hasContentLength && !framing.isChunked && head.status.mayHaveResponseBody && !exchange.isHead {
                 if exchange.requestHead.version == .http1_1 {
                     headers.add(name: "transfer-encoding", value: "chunked")
@@ -421,6 +465,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             )
         case .body(let buffer):
             if !exchange.isHead {
+                exchange.record.bytesSent += buffer.readableBytes
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
         case .end(let trailers):
@@ -465,6 +510,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         }
         if exchange.responseStarted {
             // Reset mid-response: the client must see a broken response, not a short one.
+            exchange.record.responseFlags = "UC"
+            exchange.record.responseCodeDetails = "upstream_reset_after_response_started{connection_termination}"
+            self.report(exchange)
             self.context?.close(promise: nil)
         } else {
             self.sendLocalReply(.connectionTermination)
@@ -492,6 +540,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             }
         }
         self.exchange = nil
+        self.report(exchange)
         guard exchange.keepAlive, !exchange.closeAfterResponse, !self.draining, exchange.requestComplete else {
             self.closeDownstream()
             return
@@ -505,7 +554,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
         guard let context = self.context else { return }
-        let exchange = self.exchange ?? Exchange(requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false)
+        let exchange = self.exchange ?? Exchange(
+            requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false,
+            started: context.eventLoop.now
+        )
         self.exchange = exchange
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.
@@ -516,6 +568,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.responseComplete = true
         exchange.discardRequestBody = true
         if case .connecting = exchange.upstream { exchange.upstream = .finished }
+        exchange.record.responseCode = Int(reply.status.code)
+        exchange.record.responseFlags = reply.flags
+        exchange.record.responseCodeDetails = reply.details
+        exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.utf8.count
         context.write(self.wrapOutboundOut(.head(reply.head(version: exchange.requestHead.version, close: close))), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             var buffer = context.channel.allocator.buffer(capacity: reply.body.utf8.count)
@@ -525,9 +581,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         if close {
             self.exchange = nil
+            self.report(exchange)
             self.closeDownstream()
         } else {
             self.finishIfDone()
+        }
+    }
+
+    /// Hands the finished exchange to the metrics, the access log and the tracer (once).
+    private func report(_ exchange: Exchange) {
+        guard !exchange.reported, let eventLoop = self.context?.eventLoop else { return }
+        exchange.reported = true
+        exchange.record.durationMicros = (eventLoop.now - exchange.started).nanoseconds / 1000
+        self.environment.metrics.shard(for: eventLoop).recordHTTP(exchange.record)
+        exchange.telemetry.accessLogger?.write(exchange.record)
+        if let span = exchange.span {
+            exchange.telemetry.tracer?.end(span, record: exchange.record)
         }
     }
 
@@ -539,6 +608,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
 
     /// Whether a request head announces a body (RFC 9112 §6.3: a request has one only with
     /// Content-Length or Transfer-Encoding).
+    static func hostPort(_ address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress, let port = address.port else { return nil }
+        return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
     static func hasBody(_ head: HTTPRequestHead) -> Bool {
         if head.headers.contains(name: "transfer-encoding") { return true }
         if let length = head.headers.first(name: "content-length") { return length != "0" }

@@ -30,14 +30,19 @@ public final class ListenerManager: Sendable {
     private let group: EventLoopGroup
     private let holder: SnapshotHolder
     private let pools: HTTPConnectionPools
+    private let metrics: MeshMetrics
     private let tracker: ConnectionTracker
     private let log: MeshLog
     private let bound = NIOLockedValueBox<[BoundListener: Channel]>([:])
 
-    public init(group: EventLoopGroup, holder: SnapshotHolder, pools: HTTPConnectionPools, tracker: ConnectionTracker, log: MeshLog) {
+    public init(
+        group: EventLoopGroup, holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics,
+        tracker: ConnectionTracker, log: MeshLog
+    ) {
         self.group = group
         self.holder = holder
         self.pools = pools
+        self.metrics = metrics
         self.tracker = tracker
         self.log = log
     }
@@ -94,6 +99,7 @@ public final class ListenerManager: Sendable {
     private func bind(_ listener: BoundListener) async throws -> Channel {
         let holder = self.holder
         let pools = self.pools
+        let metrics = self.metrics
         let tracker = self.tracker
         let log = self.log
         let port = listener.port
@@ -113,17 +119,12 @@ public final class ListenerManager: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         try Self.configureHTTP(
                             channel: channel,
-                            environment: HTTPProxyEnvironment(holder: holder, pools: pools, log: log, port: port),
+                            environment: HTTPProxyEnvironment(holder: holder, pools: pools, metrics: metrics, log: log, port: port),
                             idleTimeout: TimeAmount(snapshot.settings.httpIdleTimeout)
                         )
                     }
                 }
-                return TCPProxy.initialize(
-                    downstream: channel,
-                    plan: plan,
-                    idleTimeout: TimeAmount(snapshot.settings.tcpIdleTimeout),
-                    log: log
-                )
+                return TCPProxy.initialize(downstream: channel, plan: plan, snapshot: snapshot, metrics: metrics, log: log)
             }
             .bind(host: listener.address, port: listener.port)
             .get()

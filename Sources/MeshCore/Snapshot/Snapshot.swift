@@ -14,12 +14,21 @@ public final class Snapshot: Sendable, AtomicReference {
     public let listeners: [Int: ListenerPlan]
     /// Every cluster a route can reach, by name (`outbound|port|subset|fqdn`).
     public let clusters: [String: Cluster]
+    /// The access log, tracer and sampling this configuration uses.
+    public let telemetry: SnapshotTelemetry
 
-    public init(generation: Int, settings: MeshSettings, listeners: [Int: ListenerPlan], clusters: [String: Cluster]) {
+    public init(
+        generation: Int,
+        settings: MeshSettings,
+        listeners: [Int: ListenerPlan],
+        clusters: [String: Cluster],
+        telemetry: SnapshotTelemetry = SnapshotTelemetry()
+    ) {
         self.generation = generation
         self.settings = settings
         self.listeners = listeners
         self.clusters = clusters
+        self.telemetry = telemetry
     }
 }
 
@@ -49,5 +58,22 @@ public final class SnapshotHolder: Sendable {
 
     public func swap(_ snapshot: Snapshot) {
         self.current.store(snapshot, ordering: .releasing)
+    }
+}
+
+/// The telemetry a snapshot serves with. The writer objects are long-lived (the process keeps one
+/// per file and reuses it across reloads); the snapshot only says which to use.
+public struct SnapshotTelemetry: Sendable {
+    /// nil: no access log (Istio's default).
+    public var accessLogger: AccessLogger?
+    /// nil: no tracing at all (no span reporting, headers still pass through untouched).
+    public var tracer: Tracer?
+    /// Percent of requests sampled when the client did not decide.
+    public var sampling: Double
+
+    public init(accessLogger: AccessLogger? = nil, tracer: Tracer? = nil, sampling: Double = 1.0) {
+        self.accessLogger = accessLogger
+        self.tracer = tracer
+        self.sampling = sampling
     }
 }

@@ -28,7 +28,11 @@ public struct SnapshotCompiler {
 
     /// Compiles the gateway role's snapshot: the Gateways whose selector matches this instance's
     /// labels, and the VirtualServices bound to them.
-    public static func compileGateway(_ config: MeshConfiguration, generation: Int) throws(CompileError) -> Snapshot {
+    public static func compileGateway(
+        _ config: MeshConfiguration,
+        generation: Int,
+        telemetry: SnapshotTelemetry = SnapshotTelemetry()
+    ) throws(CompileError) -> Snapshot {
         var compiler = SnapshotCompiler(config: config)
         let listeners = compiler.compileListeners()
         guard !compiler.diagnostics.hasErrors else { throw CompileError(diagnostics: compiler.diagnostics) }
@@ -36,7 +40,8 @@ public struct SnapshotCompiler {
             generation: generation,
             settings: config.settings,
             listeners: listeners,
-            clusters: compiler.clusters
+            clusters: compiler.clusters,
+            telemetry: telemetry
         )
     }
 
@@ -184,7 +189,13 @@ public struct SnapshotCompiler {
             do {
                 let address = try SocketAddress.makeAddressResolvingHost(endpoint.address, port: port)
                 endpoints.append(
-                    ClusterEndpoint(address: address, hostPort: "\(endpoint.address):\(port)", labels: endpoint.labels, workloadName: endpoint.name)
+                    ClusterEndpoint(
+                        address: address,
+                        hostPort: "\(endpoint.address):\(port)",
+                        labels: endpoint.labels,
+                        workloadName: endpoint.name,
+                        identity: Self.identity(of: endpoint, in: service)
+                    )
                 )
             } catch {
                 self.diagnostics.append(
@@ -205,6 +216,30 @@ public struct SnapshotCompiler {
         )
         self.clusters[name] = cluster
         return cluster
+    }
+}
+
+extension SnapshotCompiler {
+    /// An endpoint's metric labels, with Istio's fallbacks: canonical service from
+    /// `service.istio.io/canonical-name`, else `app.kubernetes.io/name`, else `app`; revision from
+    /// `service.istio.io/canonical-revision`, else `app.kubernetes.io/version`, else `version`, else `latest`.
+    static func identity(of endpoint: Endpoint, in service: Service) -> DestinationIdentity {
+        let labels = endpoint.labels
+        let app = labels["app"] ?? "unknown"
+        let shortName = service.fqdn.hasSuffix(".svc.cluster.local")
+            ? String(service.fqdn.prefix { $0 != "." }) : service.fqdn
+        return DestinationIdentity(
+            workload: endpoint.name,
+            workloadNamespace: endpoint.namespace,
+            principal: "unknown",
+            app: app,
+            version: labels["version"] ?? "unknown",
+            service: service.fqdn,
+            serviceName: shortName,
+            serviceNamespace: service.meta.namespace,
+            canonicalService: labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"] ?? labels["app"] ?? endpoint.name,
+            canonicalRevision: labels["service.istio.io/canonical-revision"] ?? labels["app.kubernetes.io/version"] ?? labels["version"] ?? "latest"
+        )
     }
 }
 

@@ -59,3 +59,14 @@ public struct MeshLog: Sendable {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
 }
+
+/// Wall-clock time for records (access log `%START_TIME%`, span timestamps); durations use the
+/// event loop's monotonic clock instead.
+public enum WallClock {
+    /// Microseconds since the Unix epoch.
+    public static func nowMicros() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec / 1000)
+    }
+}

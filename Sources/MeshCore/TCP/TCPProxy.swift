@@ -28,19 +28,42 @@ public enum TCPProxy {
     public static func initialize(
         downstream: Channel,
         plan: ListenerPlan,
-        idleTimeout: TimeAmount,
+        snapshot: Snapshot,
+        metrics: MeshMetrics,
         log: MeshLog
     ) -> EventLoopFuture<Void> {
         let eventLoop = downstream.eventLoop
+        let idleTimeout = TimeAmount(snapshot.settings.tcpIdleTimeout)
+        var record = TCPConnectionRecord()
+        record.startMicros = WallClock.nowMicros()
+        record.downstreamRemoteAddress = downstream.remoteAddress.flatMap(HTTPProxyHandler.hostPort)
+        record.downstreamLocalAddress = downstream.localAddress.flatMap(HTTPProxyHandler.hostPort)
+        let started = eventLoop.now
+        /// A connection refused before any byte flowed: counted opened and closed with its flag, logged.
+        func refuse<Result>(_ flags: String, _ error: Error) -> EventLoopFuture<Result> {
+            record.responseFlags = flags
+            record.durationMicros = (eventLoop.now - started).nanoseconds / 1000
+            let shard = metrics.shard(for: eventLoop)
+            let destination = record.destination ?? .unknown
+            shard.tcpOpened(destination: destination, flags: flags)
+            shard.tcpClosed(destination: destination, flags: flags)
+            snapshot.telemetry.accessLogger?.write(record)
+            return eventLoop.makeFailedFuture(error)
+        }
         guard let route = plan.tcp.first(where: { $0.matches(port: plan.port) }) else {
             log.info("tcp :\(plan.port) \(downstream.remoteAddress?.description ?? "-"): no route, closing (NR)")
-            return eventLoop.makeFailedFuture(NoRoute(port: plan.port))
+            return refuse("NR", NoRoute(port: plan.port))
         }
+        record.routeName = route.name
         guard let cluster = route.destinations.pick(), let endpoint = cluster.pickEndpoint() else {
             let name = route.destinations.clusters.first?.name ?? "-"
+            record.upstreamCluster = name
             log.info("tcp :\(plan.port): no healthy upstream in \(name), closing (UH)")
-            return eventLoop.makeFailedFuture(NoHealthyUpstream(cluster: name))
+            return refuse("UH", NoHealthyUpstream(cluster: name))
         }
+        record.upstreamCluster = cluster.name
+        record.upstreamHost = endpoint.hostPort
+        record.destination = endpoint.identity
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let boundUpstreamGlue = NIOLoopBound(upstreamGlue, eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
@@ -56,11 +79,11 @@ public enum TCPProxy {
                 }
             }
             .connect(to: endpoint.address)
+            .assumeIsolated()
             .flatMapError { error in
                 log.info("tcp :\(plan.port): upstream connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)")
-                return eventLoop.makeFailedFuture(error)
+                return refuse("UF", error)
             }
-            .assumeIsolated()
             .flatMapThrowing { upstream in
                 // Both channels are on this event loop: configure them synchronously.
                 let options = try downstream.syncOptions.orThrow()
@@ -74,8 +97,92 @@ public enum TCPProxy {
                 // Glued both ways: now the upstream may read.
                 try upstream.syncOptions.orThrow().setOption(.autoRead, value: true)
                 upstream.read()
+                record.upstreamLocalAddress = upstream.localAddress.flatMap(HTTPProxyHandler.hostPort)
+                TCPConnectionReporter(
+                    downstream: downstreamGlue,
+                    upstream: boundUpstreamGlue.value,
+                    record: record,
+                    started: started,
+                    shard: metrics.shard(for: eventLoop),
+                    accessLogger: snapshot.telemetry.accessLogger,
+                    interval: TimeAmount(snapshot.settings.tcpReportingDuration)
+                ).start(on: downstream)
             }
             .nonisolated()
+    }
+}
+
+/// Reports one proxied TCP connection: opened at once, its byte counters every `interval` while it
+/// is open (so a long-lived connection's bytes show up before it closes), and closed with a final
+/// flush and an access-log line. Lives on the connection's event loop.
+final class TCPConnectionReporter {
+    private let downstream: GlueHandler
+    private let upstream: GlueHandler
+    private var record: TCPConnectionRecord
+    private let started: NIODeadline
+    private let shard: MetricsShard
+    private let accessLogger: AccessLogger?
+    private let interval: TimeAmount
+    private var reportedReceived = 0
+    private var reportedSent = 0
+    private var timer: Scheduled<Void>?
+    private var finished = false
+
+    init(
+        downstream: GlueHandler, upstream: GlueHandler, record: TCPConnectionRecord, started: NIODeadline, shard: MetricsShard,
+        accessLogger: AccessLogger?, interval: TimeAmount
+    ) {
+        self.downstream = downstream
+        self.upstream = upstream
+        self.record = record
+        self.started = started
+        self.shard = shard
+        self.accessLogger = accessLogger
+        self.interval = interval
+    }
+
+    private var destination: DestinationIdentity { self.record.destination ?? .unknown }
+
+    func start(on channel: Channel) {
+        self.shard.tcpOpened(destination: self.destination, flags: self.record.responseFlags)
+        self.scheduleFlush(on: channel.eventLoop)
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            self.finish(on: channel.eventLoop)
+        }
+    }
+
+    private func scheduleFlush(on eventLoop: EventLoop) {
+        self.timer = eventLoop.assumeIsolated().scheduleTask(in: self.interval) {
+            guard !self.finished else { return }
+            self.flush()
+            self.scheduleFlush(on: eventLoop)
+        }
+    }
+
+    /// Adds the bytes moved since the last flush to the counters.
+    private func flush() {
+        let received = self.downstream.bytesRead
+        let sent = self.upstream.bytesRead
+        if received != self.reportedReceived || sent != self.reportedSent {
+            self.shard.tcpBytes(
+                destination: self.destination, flags: self.record.responseFlags,
+                sent: sent - self.reportedSent, received: received - self.reportedReceived
+            )
+            self.reportedReceived = received
+            self.reportedSent = sent
+        }
+    }
+
+    private func finish(on eventLoop: EventLoop) {
+        self.finished = true
+        self.timer?.cancel()
+        self.timer = nil
+        self.flush()
+        self.shard.tcpClosed(destination: self.destination, flags: self.record.responseFlags)
+        self.record.bytesReceived = self.reportedReceived
+        self.record.bytesSent = self.reportedSent
+        self.record.durationMicros = (eventLoop.now - self.started).nanoseconds / 1000
+        self.accessLogger?.write(self.record)
     }
 }
 

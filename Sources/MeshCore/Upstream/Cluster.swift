@@ -64,11 +64,23 @@ public struct ClusterEndpoint: Sendable, Hashable {
     public let labels: [String: String]
     /// The WorkloadEntry this endpoint came from.
     public let workloadName: String
+    /// Its metric labels.
+    public let identity: DestinationIdentity
 
-    public init(address: SocketAddress, hostPort: String, labels: [String: String], workloadName: String) {
+    public init(address: SocketAddress, hostPort: String, labels: [String: String], workloadName: String, identity: DestinationIdentity) {
         self.address = address
         self.hostPort = hostPort
         self.labels = labels
         self.workloadName = workloadName
+        self.identity = identity
+    }
+
+    public static func == (lhs: ClusterEndpoint, rhs: ClusterEndpoint) -> Bool {
+        lhs.address == rhs.address && lhs.labels == rhs.labels && lhs.workloadName == rhs.workloadName
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.hostPort)
+        hasher.combine(self.workloadName)
     }
 }

@@ -1,0 +1,196 @@
+import Foundation
+import MeshConfig
+import MeshCore
+import NIOHTTP1
+
+/// The control endpoints: readiness (`:readinessPort/healthz/ready`), Prometheus
+/// (`:metricsPort/stats/prometheus`) and admin (`127.0.0.1:adminPort`: `/status`, `/config_dump`,
+/// `/clusters`, `/stats`, `/healthcheck/fail`, `/healthcheck/ok`).
+extension GatewayRuntime {
+    static func sourceLabels(_ settings: MeshSettings) -> String {
+        MeshMetrics.gatewaySourceLabels(workload: settings.workloadName, namespace: settings.namespace, labels: settings.labels)
+    }
+
+    func readinessResponse(path: String) -> SimpleHTTPServer.Response {
+        guard path == "/healthz/ready" else { return .init(status: .notFound, body: "not found\n") }
+        let state = self.state.withLockedValue { $0 }
+        if state.ready && !state.draining && !state.healthcheckFailed { return .init(status: .ok, body: "ready\n") }
+        let reason = state.draining ? "draining" : state.healthcheckFailed ? "failed by /healthcheck/fail" : "not ready"
+        return .init(status: .serviceUnavailable, body: reason + "\n")
+    }
+
+    func metricsResponse(path: String) async -> SimpleHTTPServer.Response {
+        guard path == "/stats/prometheus" else { return .init(status: .notFound, body: "not found; try /stats/prometheus\n") }
+        let text = await self.metrics.prometheusText(extra: self.processGauges())
+        return .init(status: .ok, contentType: "text/plain; version=0.0.4", body: text)
+    }
+
+    /// Gauges read at scrape time: open connections, telemetry drops.
+    private func processGauges() -> [String: Double] {
+        var gauges: [String: Double] = ["meshgate_downstream_connections_active": Double(self.tracker.count)]
+        let snapshot = self.holder.load()
+        for listener in self.listeners.listeners {
+            gauges["meshgate_listener_info{address=\"\(listener.address)\",port=\"\(listener.port)\",protocol=\"\(snapshot.listeners[listener.port]?.protocol.rawValue ?? "closing")\"}"] = 1
+        }
+        gauges["meshgate_access_log_dropped_total"] = Double(self.telemetry.accessLogDropped)
+        return gauges
+    }
+
+    func adminResponse(method: HTTPMethod, path: String) async -> SimpleHTTPServer.Response {
+        switch path {
+        case "/", "/status":
+            return .json(self.statusDocument())
+        case "/config_dump":
+            return .json(ConfigDump(snapshot: self.holder.load()))
+        case "/clusters":
+            return .json(ClustersDocument(snapshot: self.holder.load()))
+        case "/stats":
+            return .init(status: .ok, body: await self.metrics.prometheusText(extra: self.processGauges()))
+        case "/healthcheck/fail":
+            self.state.withLockedValue { $0.healthcheckFailed = true }
+            self.log.warning("admin: /healthcheck/fail: readiness now answers 503")
+            return .init(status: .ok, body: "OK\n")
+        case "/healthcheck/ok":
+            self.state.withLockedValue { $0.healthcheckFailed = false }
+            self.log.info("admin: /healthcheck/ok: readiness restored")
+            return .init(status: .ok, body: "OK\n")
+        default:
+            return .init(status: .notFound, body: "not found; try /status, /config_dump, /clusters, /stats, /healthcheck/fail, /healthcheck/ok\n")
+        }
+    }
+
+    // MARK: - Documents
+
+    struct StatusDocument: Encodable {
+        struct Listener: Encodable {
+            var address: String
+            var port: Int
+            var `protocol`: String
+        }
+        struct LastReload: Encodable {
+            var ok: Bool
+            var generation: Int
+            var time: String
+            var diagnostics: [String]
+        }
+        var generation: Int
+        var ready: Bool
+        var draining: Bool
+        var configDirectory: String
+        var lastReload: LastReload
+        var reloadsApplied: Int
+        var reloadFailures: Int
+        var listeners: [Listener]
+        var connections: Int
+    }
+
+    func statusDocument() -> StatusDocument {
+        let snapshot = self.holder.load()
+        let state = self.state.withLockedValue { $0 }
+        return StatusDocument(
+            generation: snapshot.generation,
+            ready: state.ready && !state.draining && !state.healthcheckFailed,
+            draining: state.draining,
+            configDirectory: self.configDirectory,
+            lastReload: .init(
+                ok: state.lastReload.ok,
+                generation: state.lastReload.generation,
+                time: state.lastReload.time,
+                diagnostics: state.lastReload.diagnostics
+            ),
+            reloadsApplied: state.reloadsApplied,
+            reloadFailures: state.reloadFailures,
+            listeners: self.listeners.listeners.map {
+                .init(address: $0.address, port: $0.port, protocol: snapshot.listeners[$0.port]?.protocol.rawValue ?? "closing")
+            },
+            connections: self.tracker.count
+        )
+    }
+
+    /// The compiled listeners, routes and clusters of the live snapshot.
+    struct ConfigDump: Encodable {
+        struct Listener: Encodable {
+            var port: Int
+            var `protocol`: String
+            var gateways: [String]
+            var virtualHosts: [VirtualHost]
+            var tcpRoutes: [Route]
+        }
+        struct VirtualHost: Encodable {
+            var domain: String
+            var routes: [Route]
+        }
+        struct Route: Encodable {
+            var name: String
+            var clusters: [String]
+        }
+        var generation: Int
+        var listeners: [Listener]
+        var clusters: [String]
+
+        init(snapshot: Snapshot) {
+            self.generation = snapshot.generation
+            self.clusters = snapshot.clusters.keys.sorted()
+            self.listeners = snapshot.listeners.values.sorted { $0.port < $1.port }.map { plan in
+                let table = plan.http
+                var hosts: [VirtualHost] = table.exactHosts.keys.sorted().map { domain in
+                    VirtualHost(domain: domain, routes: table.exactHosts[domain]!.map { Route(name: $0.name, clusters: $0.destinations.clusters.map(\.name)) })
+                }
+                hosts += table.wildcardHosts.map { entry in
+                    VirtualHost(domain: "*" + entry.suffix, routes: entry.routes.map { Route(name: $0.name, clusters: $0.destinations.clusters.map(\.name)) })
+                }
+                if let catchAll = table.catchAll {
+                    hosts.append(VirtualHost(domain: "*", routes: catchAll.map { Route(name: $0.name, clusters: $0.destinations.clusters.map(\.name)) }))
+                }
+                return Listener(
+                    port: plan.port,
+                    protocol: plan.protocol.rawValue,
+                    gateways: plan.gatewayNames,
+                    virtualHosts: hosts,
+                    tcpRoutes: plan.tcp.map { Route(name: $0.name, clusters: $0.destinations.clusters.map(\.name)) }
+                )
+            }
+        }
+    }
+
+    /// Every cluster with its endpoints.
+    struct ClustersDocument: Encodable {
+        struct ClusterEntry: Encodable {
+            var name: String
+            var service: String
+            var connectTimeoutMs: Int64
+            var endpoints: [EndpointEntry]
+        }
+        struct EndpointEntry: Encodable {
+            var address: String
+            var workload: String
+            var labels: [String: String]
+            var health: String
+        }
+        var generation: Int
+        var clusters: [ClusterEntry]
+
+        init(snapshot: Snapshot) {
+            self.generation = snapshot.generation
+            self.clusters = snapshot.clusters.values.sorted { $0.name < $1.name }.map { cluster in
+                ClusterEntry(
+                    name: cluster.name,
+                    service: cluster.serviceFQDN,
+                    connectTimeoutMs: cluster.connectTimeout.nanoseconds / 1_000_000,
+                    endpoints: cluster.endpoints.map {
+                        EndpointEntry(address: $0.hostPort, workload: $0.workloadName, labels: $0.labels, health: "HEALTHY")
+                    }
+                )
+            }
+        }
+    }
+}
+
+extension SimpleHTTPServer.Response {
+    static func json<Document: Encodable>(_ document: Document) -> Self {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let body = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return .init(status: .ok, contentType: "application/json", body: body + "\n")
+    }
+}
