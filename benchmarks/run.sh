@@ -147,6 +147,13 @@ if has "$ONLY" meshgate; then
             (cd "$REPO" && timeout 2700 swift build -c release --product meshgate --scratch-path .build-bench) \
                 || die "swift build failed"
             MESHGATE_BIN="$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)/meshgate"
+            # What it was built from, for later runs that reuse it.
+            {
+                echo -n "commit $(git -C "$REPO" rev-parse --short HEAD) in $REPO"
+                [[ -z "$(git -C "$REPO" status --porcelain -- Sources Package.swift)" ]] \
+                    || echo -n " plus uncommitted changes under Sources/"
+                echo
+            } >"$REPO/.build-bench/meshgate-source.txt"
         fi
     fi
     [[ -x "$MESHGATE_BIN" ]] || die "no Meshgate binary at '$MESHGATE_BIN'"
@@ -157,8 +164,11 @@ if has "$ONLY" meshgate; then
     # The source the binary was built from: the git work tree that holds it (a binary outside any
     # work tree is described by its build time only).
     bin_dir="$(dirname "$(readlink -f "$MESHGATE_BIN")")"
-    if src_root="$(git -C "$bin_dir" rev-parse --show-toplevel 2>/dev/null)"; then
-        MESHGATE_COMMIT="commit $(git -C "$src_root" rev-parse --short HEAD) in $src_root"
+    if [[ "$(readlink -f "$MESHGATE_BIN")" == "$(readlink -f "$REPO/.build-bench")"/* \
+        && -s "$REPO/.build-bench/meshgate-source.txt" ]]; then
+        MESHGATE_COMMIT="$(cat "$REPO/.build-bench/meshgate-source.txt") (when built)"
+    elif src_root="$(git -C "$bin_dir" rev-parse --show-toplevel 2>/dev/null)"; then
+        MESHGATE_COMMIT="commit $(git -C "$src_root" rev-parse --short HEAD) in $src_root (HEAD at run time)"
         if [[ -n "$(git -C "$src_root" status --porcelain -- Sources Package.swift 2>/dev/null)" ]]; then
             MESHGATE_COMMIT+=" plus uncommitted changes under Sources/"
         fi
@@ -423,6 +433,7 @@ stop_all
 for entry in "${PROFILES[@]+"${PROFILES[@]}"}"; do
     IFS='|' read -r name label prefix <<<"$entry"
     {
+        echo
         echo "## Profile: $label"
         echo
         echo "\`perf record -F 999 -g -p PID\` during one extra \`wrk -t1 -c$CONNECTIONS -d${HTTP_DURATION}s\` run"
