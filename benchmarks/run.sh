@@ -14,7 +14,8 @@
 #   --scenarios LIST      http,tcp (default: both)
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
-#                         else .build-bench/release/meshgate, else built into .build-bench)
+#                         else .build-bench/release/meshgate, else built into .build-bench
+#                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
 #   --base-port P         first of the ports used, P..P+30 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
@@ -141,19 +142,26 @@ if has "$ONLY" meshgate; then
         elif [[ $REBUILD -eq 0 && -x "$REPO/.build-bench/release/meshgate" ]]; then
             MESHGATE_BIN="$REPO/.build-bench/release/meshgate"
         else
-            # Its own scratch path, so a benchmark build never waits on (or takes) the lock of a
-            # developer's .build.
-            say "building meshgate (release) into .build-bench"
-            (cd "$REPO" && timeout 2700 swift build -c release --product meshgate --scratch-path .build-bench) \
+            # Built from a `git archive` of HEAD, not from the work tree: other developers edit
+            # and commit in the same tree while a release build runs for minutes, and a binary
+            # mixing two states of the sources would be measured as neither. Its own scratch path,
+            # so a benchmark build never waits on (or takes) the lock of a developer's .build.
+            # (To measure uncommitted changes, build them yourself and pass --meshgate-bin.)
+            commit="$(git -C "$REPO" rev-parse --short HEAD)"
+            src="$REPO/.build-bench-src"
+            say "building meshgate (release) from commit $commit into .build-bench"
+            rm -rf "$src"
+            mkdir -p "$src" "$REPO/.build-bench"
+            rm -f "$REPO/.build-bench/meshgate-source.txt"
+            git -C "$REPO" archive "$commit" | tar -x -C "$src"
+            # The dependency versions the developers' builds resolved, when there are any.
+            if [[ -f "$REPO/Package.resolved" ]]; then cp "$REPO/Package.resolved" "$src/"; fi
+            (cd "$src" && timeout 2700 swift build -c release --product meshgate --scratch-path "$REPO/.build-bench") \
                 || die "swift build failed"
-            MESHGATE_BIN="$(cd "$REPO" && swift build -c release --scratch-path .build-bench --show-bin-path)/meshgate"
-            # What it was built from, for later runs that reuse it.
-            {
-                echo -n "commit $(git -C "$REPO" rev-parse --short HEAD) in $REPO"
-                [[ -z "$(git -C "$REPO" status --porcelain -- Sources Package.swift)" ]] \
-                    || echo -n " plus uncommitted changes under Sources/"
-                echo
-            } >"$REPO/.build-bench/meshgate-source.txt"
+            MESHGATE_BIN="$(cd "$src" && swift build -c release --scratch-path "$REPO/.build-bench" --show-bin-path)/meshgate"
+            # What it was built from, for this and later runs that reuse it.
+            echo "commit $commit of $REPO (git archive: committed sources only)" \
+                >"$REPO/.build-bench/meshgate-source.txt"
         fi
     fi
     [[ -x "$MESHGATE_BIN" ]] || die "no Meshgate binary at '$MESHGATE_BIN'"
@@ -166,7 +174,7 @@ if has "$ONLY" meshgate; then
     bin_dir="$(dirname "$(readlink -f "$MESHGATE_BIN")")"
     if [[ "$(readlink -f "$MESHGATE_BIN")" == "$(readlink -f "$REPO/.build-bench")"/* \
         && -s "$REPO/.build-bench/meshgate-source.txt" ]]; then
-        MESHGATE_COMMIT="$(cat "$REPO/.build-bench/meshgate-source.txt") (when built)"
+        MESHGATE_COMMIT="$(cat "$REPO/.build-bench/meshgate-source.txt")"
     elif src_root="$(git -C "$bin_dir" rev-parse --show-toplevel 2>/dev/null)"; then
         MESHGATE_COMMIT="commit $(git -C "$src_root" rev-parse --short HEAD) in $src_root (HEAD at run time)"
         if [[ -n "$(git -C "$src_root" status --porcelain -- Sources Package.swift 2>/dev/null)" ]]; then
