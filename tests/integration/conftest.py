@@ -454,6 +454,17 @@ class Mesh:
         self.procs.append(proc)
         return proc
 
+    def run_external(self, name: str, *command: str) -> Proc:
+        """Starts another program (a real peer such as prometheus) the same way, stopped at teardown."""
+        logs = self.tmp_path / "logs"
+        logs.mkdir(exist_ok=True)
+        stdout_path, stderr_path = logs / f"{name}.out", logs / f"{name}.err"
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            popen = subprocess.Popen(list(command), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+        proc = Proc(name, popen, stdout_path, stderr_path)
+        self.procs.append(proc)
+        return proc
+
     def _wait_listening(self, proc: Proc) -> tuple[str, int]:
         def line():
             if not proc.alive():
