@@ -17,7 +17,7 @@
 #                         else .build-bench/release/meshgate, else built into .build-bench
 #                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
-#   --base-port P         first of the ports used, P..P+30 (default 18000)
+#   --base-port P         first of the ports used, P..P+31 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
 #   --perf                after the rounds, one more HTTP run per Meshgate variant under
 #                         `perf record -g`; the profile summary is appended to the report
@@ -98,6 +98,7 @@ mg_http_port() { echo $((BASE_PORT + 3 + $1)); }    # $1 = variant index 0..3
 mg_tcp_port() { echo $((BASE_PORT + 14 + $1)); }
 mg_admin_port() { echo $((BASE_PORT + 20 + 2 * $1)); }
 mg_ready_port() { echo $((BASE_PORT + 21 + 2 * $1)); }
+mg_metrics_port() { echo $((BASE_PORT + 28 + $1)); }
 
 # ------------------------------------------------------------------------------------------------
 # Dependencies: install what is missing (Debian packages), as root.
@@ -272,7 +273,8 @@ has "$SCENARIOS" http && ports+=("$UPSTREAM_PORT" "$HAPROXY_HTTP_PORT" "$NGINX_H
 has "$SCENARIOS" tcp && ports+=("$IPERF_PORT" "$HAPROXY_TCP_PORT" "$HAPROXY_TCP256_PORT" "$NGINX_TCP_PORT")
 if has "$ONLY" meshgate; then
     for ((i = 0; i < ${#LOOPS[@]}; i++)); do
-        ports+=("$(mg_http_port $i)" "$(mg_tcp_port $i)" "$(mg_admin_port $i)" "$(mg_ready_port $i)")
+        ports+=("$(mg_http_port $i)" "$(mg_tcp_port $i)" "$(mg_admin_port $i)" "$(mg_ready_port $i)"
+            "$(mg_metrics_port $i)")
     done
 fi
 for p in "${ports[@]}"; do
@@ -356,7 +358,7 @@ if has "$ONLY" meshgate; then
         mkdir -p "$dir"
         vars=("${COMMON[@]}" EVENT_LOOPS="$el" MESHGATE_HTTP_PORT="$(mg_http_port $i)"
             MESHGATE_TCP_PORT="$(mg_tcp_port $i)" ADMIN_PORT="$(mg_admin_port $i)"
-            READINESS_PORT="$(mg_ready_port $i)")
+            READINESS_PORT="$(mg_ready_port $i)" METRICS_PORT="$(mg_metrics_port $i)")
         render "$HERE/conf/meshgate/meshgate.yaml.tmpl" "$dir/meshgate.yaml" "${vars[@]}"
         render "$HERE/conf/meshgate/bench.yaml.tmpl" "$dir/bench.yaml" "${vars[@]}"
         start "meshgate-el$el" "$MESHGATE_BIN" gateway --config "$dir"
