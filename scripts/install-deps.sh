@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(libpcre2-dev pkg-config)
 if [[ ${1:-} == --test ]]; then
-    packages+=(curl netcat-openbsd systemd openssl prometheus)
+    packages+=(curl netcat-openbsd systemd openssl prometheus nghttp2-client)
 fi
 
 missing=()

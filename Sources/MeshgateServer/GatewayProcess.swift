@@ -12,6 +12,20 @@ import NIOPosix
 /// `/status`. Readiness is 200 only while a snapshot is loaded, every listener is bound and the
 /// process is not draining.
 public enum GatewayProcess {
+    /// `meshgate validate`: everything start-up would check, without binding anything: the
+    /// config's diagnostics, then (when it has no error) what compiling finds, such as certificate
+    /// files that do not load or a key that does not match its certificate.
+    public static func validate(configDirectory: String) -> [Diagnostic] {
+        let loaded = ConfigLoader.load(directory: configDirectory)
+        guard let configuration = loaded.configuration else { return loaded.diagnostics }
+        do {
+            _ = try SnapshotCompiler.compileGateway(configuration, generation: 0)
+            return loaded.diagnostics
+        } catch {
+            return loaded.diagnostics + error.diagnostics
+        }
+    }
+
     public static func run(configDirectory: String) async -> Int32 {
         let log = MeshLog()
         let loaded = ConfigLoader.load(directory: configDirectory)
@@ -126,20 +140,23 @@ final class GatewayRuntime: Sendable {
         let settings = snapshot.settings
         // Signals first, so a SIGTERM during start-up is not lost.
         let signals = SignalStream.make()
-        let control: [Channel]
+        var control: [Channel] = []
         do {
-            let readiness = try await SimpleHTTPServer.bind(
-                group: self.group, host: settings.bindAddress, port: settings.readinessPort
-            ) { [self] _, path in self.readinessResponse(path: path) }
-            let admin = try await SimpleHTTPServer.bind(group: self.group, host: "127.0.0.1", port: settings.adminPort) { [self] method, path in
-                await self.adminResponse(method: method, path: path)
-            }
-            let prometheus = try await SimpleHTTPServer.bind(
-                group: self.group, host: settings.bindAddress, port: settings.metricsPort
-            ) { [self] _, path in
-                await self.metricsResponse(path: path)
-            }
-            control = [readiness, admin, prometheus]
+            control.append(
+                try await SimpleHTTPServer.bind(group: self.group, host: settings.bindAddress, port: settings.readinessPort) { [self] _, path in
+                    self.readinessResponse(path: path)
+                }
+            )
+            control.append(
+                try await SimpleHTTPServer.bind(group: self.group, host: "127.0.0.1", port: settings.adminPort) { [self] method, path in
+                    await self.adminResponse(method: method, path: path)
+                }
+            )
+            control.append(
+                try await SimpleHTTPServer.bind(group: self.group, host: settings.bindAddress, port: settings.metricsPort) { [self] _, path in
+                    await self.metricsResponse(path: path)
+                }
+            )
             self.log.info(
                 "readiness on \(settings.bindAddress):\(settings.readinessPort), metrics on \(settings.bindAddress):\(settings.metricsPort), admin on 127.0.0.1:\(settings.adminPort)"
             )
@@ -147,6 +164,7 @@ final class GatewayRuntime: Sendable {
         } catch {
             self.log.error("start-up failed: \(error)")
             await self.listeners.closeAll()
+            for channel in control { try? await channel.close() }
             return 1
         }
         self.state.withLockedValue { $0.ready = true }

@@ -82,6 +82,8 @@ extension GatewayRuntime {
         var reloadFailures: Int
         var listeners: [Listener]
         var connections: Int
+        /// Every certificate the gateway serves, with its subject, SANs and expiry.
+        var certificates: [CertificateInfo]
     }
 
     func statusDocument() -> StatusDocument {
@@ -103,7 +105,10 @@ extension GatewayRuntime {
             listeners: self.listeners.listeners.map {
                 .init(address: $0.address, port: $0.port, protocol: snapshot.listeners[$0.port]?.protocol.rawValue ?? "closing")
             },
-            connections: self.tracker.count
+            connections: self.tracker.count,
+            certificates: snapshot.listeners.values.sorted { $0.port < $1.port }.flatMap { plan in
+                plan.tls?.servers.compactMap(\.certificate) ?? []
+            }
         )
     }
 

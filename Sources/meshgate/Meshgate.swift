@@ -41,12 +41,12 @@ struct ValidateCommand: ParsableCommand {
     var directory: String
 
     func run() throws {
-        let result = ConfigLoader.load(directory: self.directory)
-        for diagnostic in result.diagnostics {
+        let diagnostics = GatewayProcess.validate(configDirectory: self.directory)
+        for diagnostic in diagnostics {
             print(diagnostic)
         }
-        let errors = result.diagnostics.filter { $0.severity == .error }.count
-        let warnings = result.diagnostics.filter { $0.severity == .warning }.count
+        let errors = diagnostics.filter { $0.severity == .error }.count
+        let warnings = diagnostics.filter { $0.severity == .warning }.count
         print("\(self.directory): \(errors) error(s), \(warnings) warning(s)")
         if errors > 0 { throw ExitCode(1) }
     }

@@ -19,7 +19,7 @@ import Testing
             log: MeshLog(minimumLevel: .error),
             port: 8080
         )
-        try ListenerManager.configureHTTP(channel: channel, environment: environment, idleTimeout: .hours(1))
+        try ConnectionSetup.configureHTTP1(channel: channel, environment: environment, idleTimeout: .hours(1))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel
     }

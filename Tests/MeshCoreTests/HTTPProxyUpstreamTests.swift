@@ -60,7 +60,7 @@ import Testing
             log: MeshLog(minimumLevel: .error),
             port: 8080
         )
-        try ListenerManager.configureHTTP(channel: downstream, environment: environment, idleTimeout: .hours(1))
+        try ConnectionSetup.configureHTTP1(channel: downstream, environment: environment, idleTimeout: .hours(1))
         try downstream.connect(to: SocketAddress(ipAddress: "10.1.2.3", port: 5555)).wait()
         return (downstream, upstreams)
     }

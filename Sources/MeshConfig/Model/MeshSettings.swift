@@ -33,6 +33,10 @@ public struct MeshSettings: Sendable, Hashable {
     /// `common_http_protocol_options.idle_timeout`.
     public var httpIdleTimeout: Duration = .seconds(3600)
 
+    /// Where `credentialName: NAME` finds `NAME/tls.crt`, `NAME/tls.key` and `NAME/ca.crt`.
+    /// Default `certs` beside meshgate.yaml (resolved to an absolute path when loaded).
+    public var credentialsDir: String = "certs"
+
     // MARK: Telemetry
 
     /// The workload name this instance reports as (`source_workload` on a gateway's metrics,

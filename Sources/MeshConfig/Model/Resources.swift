@@ -87,6 +87,8 @@ public struct GatewayServer: Sendable, Hashable {
     public var hosts: [String]
     public var name: String?
     public var httpsRedirect: Bool
+    /// TLS termination or passthrough (HTTPS and TLS servers); nil for plain servers.
+    public var tls: ServerTLSSettings?
 
     public init(
         portNumber: Int,
@@ -94,7 +96,8 @@ public struct GatewayServer: Sendable, Hashable {
         protocol: ServerProtocol,
         hosts: [String],
         name: String? = nil,
-        httpsRedirect: Bool = false
+        httpsRedirect: Bool = false,
+        tls: ServerTLSSettings? = nil
     ) {
         self.portNumber = portNumber
         self.portName = portName
@@ -102,6 +105,7 @@ public struct GatewayServer: Sendable, Hashable {
         self.hosts = hosts
         self.name = name
         self.httpsRedirect = httpsRedirect
+        self.tls = tls
     }
 }
 
@@ -116,13 +120,16 @@ public struct VirtualService: Sendable, Hashable {
     public var gateways: [String]
     public var http: [HTTPRoute]
     public var tcp: [TCPRoute]
+    /// SNI routes for TLS passthrough.
+    public var tls: [TLSRoute]
 
-    public init(meta: ResourceMeta, hosts: [String], gateways: [String], http: [HTTPRoute], tcp: [TCPRoute]) {
+    public init(meta: ResourceMeta, hosts: [String], gateways: [String], http: [HTTPRoute], tcp: [TCPRoute], tls: [TLSRoute] = []) {
         self.meta = meta
         self.hosts = hosts
         self.gateways = gateways
         self.http = http
         self.tcp = tcp
+        self.tls = tls
     }
 }
 

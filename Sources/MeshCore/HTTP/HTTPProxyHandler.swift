@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 import NIOHTTP1
 
@@ -8,13 +9,25 @@ public struct HTTPProxyEnvironment: Sendable {
     public let metrics: MeshMetrics
     public let log: MeshLog
     public let port: Int
+    /// `http` or `https`: the downstream scheme (`x-forwarded-proto`).
+    public let scheme: String
+    /// On a TLS connection, the server its SNI chose: requests for hosts it does not serve get 421.
+    public let tlsServer: TLSServerPlan?
+    /// Requests arrive as HTTP/2 streams (one handler per stream).
+    public let isHTTP2: Bool
 
-    public init(holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int) {
+    public init(
+        holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int,
+        scheme: String = "http", tlsServer: TLSServerPlan? = nil, isHTTP2: Bool = false
+    ) {
         self.holder = holder
         self.pools = pools
         self.metrics = metrics
         self.log = log
         self.port = port
+        self.scheme = scheme
+        self.tlsServer = tlsServer
+        self.isHTTP2 = isHTTP2
     }
 }
 
@@ -103,7 +116,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private let environment: HTTPProxyEnvironment
-    private let idleTimeout: TimeAmount
+    /// nil for HTTP/2 streams (the connection, not the stream, is what idles).
+    private let idleTimeout: TimeAmount?
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
@@ -118,7 +132,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     private lazy var remoteAddressText: String? = self.context?.remoteAddress.flatMap(Self.hostPort)
     private lazy var localAddressText: String? = self.context?.localAddress.flatMap(Self.hostPort)
 
-    init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) {
+    init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?) {
         self.environment = environment
         self.idleTimeout = idleTimeout
     }
@@ -126,7 +140,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.lastActivity = context.eventLoop.now
-        self.scheduleIdleCheck(in: self.idleTimeout)
+        if let idleTimeout = self.idleTimeout {
+            self.scheduleIdleCheck(in: idleTimeout)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -147,14 +163,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private func checkIdle() {
-        guard !self.closed else { return }
+        guard !self.closed, let idleTimeout = self.idleTimeout else { return }
         guard let now = self.context?.eventLoop.now else { return }
         let idleFor = now - self.lastActivity
-        if self.exchange == nil && idleFor >= self.idleTimeout {
-            self.environment.log.debug("http :\(self.environment.port): idle for \(self.idleTimeout), closing")
+        if self.exchange == nil && idleFor >= idleTimeout {
+            self.environment.log.debug("http :\(self.environment.port): idle for \(idleTimeout), closing")
             self.closeDownstream()
         } else {
-            self.scheduleIdleCheck(in: self.exchange == nil ? self.idleTimeout - idleFor : self.idleTimeout)
+            self.scheduleIdleCheck(in: self.exchange == nil ? idleTimeout - idleFor : idleTimeout)
         }
     }
 
@@ -299,7 +315,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     private func startExchange(_ head: HTTPRequestHead) {
-        let keepAlive = head.isKeepAlive && !self.draining
+        // An HTTP/2 stream carries one request; the connection's life is not this handler's.
+        let keepAlive = self.environment.isHTTP2 || (head.isKeepAlive && !self.draining)
         let exchange = Exchange(
             requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD, started: self.context?.eventLoop.now ?? .now()
         )
@@ -307,7 +324,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.startMicros = WallClock.nowMicros()
         exchange.record.method = head.method.rawValue
         exchange.record.path = head.uri
-        exchange.record.protocolName = head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
+        exchange.record.protocolName = self.environment.isHTTP2 ? "HTTP/2" : head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
         exchange.record.authority = head.headers.first(name: "host")
         exchange.record.userAgent = head.headers.first(name: "user-agent")
         exchange.record.xForwardedFor = head.headers.first(name: "x-forwarded-for")
@@ -326,6 +343,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             return
         }
         let request = RouteRequest(head: head, port: self.environment.port)
+        if let server = self.environment.tlsServer, !server.serves(host: request.host) {
+            self.sendLocalReply(.misdirected)
+            return
+        }
+        if !plan.httpsRedirectHosts.isEmpty, plan.httpsRedirectHosts.contains(where: { hostMatches(pattern: $0, host: String(request.host)) }) {
+            self.sendLocalReply(.httpsRedirect(to: "https://\(request.host)\(head.uri)"))
+            return
+        }
         guard let route = plan.http.route(request) else {
             self.environment.log.debug("http :\(self.environment.port): no route for \(request.authority)\(request.path) (NR)")
             self.sendLocalReply(.noRoute)
@@ -353,7 +378,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             )
         }
 
-        var upstreamHeaders = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: "http")
+        var upstreamHeaders = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: self.environment.scheme)
         exchange.record.requestID = upstreamHeaders.first(name: "x-request-id")
         exchange.record.xForwardedFor = upstreamHeaders.first(name: "x-forwarded-for")
         if let tracer = exchange.telemetry.tracer {
@@ -438,7 +463,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             exchange.record.responseCode = Int(head.status.code)
             exchange.record.responseCodeDetails = "via_upstream"
             exchange.record.upstreamServiceTimeMillis = serviceTime
-            if !framing.hasContentLength && !framing.isChunked && head.status.mayHaveResponseBody && !exchange.isHead {
+            if self.environment.isHTTP2 {
+                // HTTP/2 frames the body itself; connection-specific headers are not allowed.
+                if framing.isChunked { headers.remove(name: "transfer-encoding") }
+                framing.isChunked = false
+            } else if !framing.hasContentLength && !framing.isChunked && head.status.mayHaveResponseBody && !exchange.isHead {
                 if exchange.requestHead.version == .http1_1 {
                     headers.add(name: "transfer-encoding", value: "chunked")
                     framing.isChunked = true
@@ -446,13 +475,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                     exchange.closeAfterResponse = true
                 }
             }
-            if exchange.requestHead.version != .http1_1 && framing.isChunked {
+            if !self.environment.isHTTP2 && exchange.requestHead.version != .http1_1 && framing.isChunked {
                 // An HTTP/1.0 client cannot read chunks: send the body close-delimited.
                 headers.remove(name: "transfer-encoding")
                 framing.isChunked = false
                 exchange.closeAfterResponse = true
             }
-            if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
+            if self.environment.isHTTP2 {
+                // No connection headers on a stream.
+            } else if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
                 headers.add(name: "connection", value: "close")
                 exchange.keepAlive = false
             } else if exchange.requestHead.version != .http1_1 {
@@ -541,6 +572,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         }
         self.exchange = nil
         self.report(exchange)
+        if self.environment.isHTTP2 { return }  // the stream ends with its response
         guard exchange.keepAlive, !exchange.closeAfterResponse, !self.draining, exchange.requestComplete else {
             self.closeDownstream()
             return
@@ -562,7 +594,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.
         let bodyPending = !exchange.requestComplete && Self.hasBody(exchange.requestHead)
-        let close = forceClose || !exchange.keepAlive || bodyPending || self.draining
+        let close = !self.environment.isHTTP2 && (forceClose || !exchange.keepAlive || bodyPending || self.draining)
         exchange.keepAlive = !close
         exchange.responseStarted = true
         exchange.responseComplete = true

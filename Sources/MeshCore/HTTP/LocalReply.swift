@@ -10,6 +10,8 @@ public struct LocalReply: Sendable, Equatable {
     /// Envoy's `%RESPONSE_CODE_DETAILS%` (`route_not_found`, …).
     public var details: String
     public var body: String
+    /// A `location` header (redirects).
+    public var location: String? = nil
 
     public static let noRoute = LocalReply(status: .notFound, flags: "NR", details: "route_not_found", body: "")
 
@@ -43,6 +45,18 @@ public struct LocalReply: Sendable, Equatable {
         LocalReply(status: .badRequest, flags: "DPE", details: "http1.codec_error{\(reason)}", body: "Bad Request: \(reason)")
     }
 
+    /// A request on a TLS connection for a host the connection's certificate (SNI server) does not
+    /// serve: RFC 9110 §15.5.20 says 421, so the browser opens a new connection (Istio answers 404).
+    public static let misdirected = LocalReply(
+        status: .misdirectedRequest, flags: "-", details: "misdirected_request",
+        body: "Misdirected Request: this connection's TLS server does not serve that host"
+    )
+
+    /// `tls.httpsRedirect` on an HTTP server.
+    public static func httpsRedirect(to location: String) -> LocalReply {
+        LocalReply(status: .movedPermanently, flags: "-", details: "https_redirect", body: "", location: location)
+    }
+
     public static let headersTooLarge = LocalReply(
         status: .requestHeaderFieldsTooLarge,
         flags: "DPE",
@@ -61,6 +75,9 @@ public struct LocalReply: Sendable, Equatable {
         headers.add(name: "x-meshgate-response-flags", value: self.flags)
         headers.add(name: "x-meshgate-details", value: self.details)
         headers.add(name: "server", value: "meshgate")
+        if let location = self.location {
+            headers.add(name: "location", value: location)
+        }
         if close {
             headers.add(name: "connection", value: "close")
         }

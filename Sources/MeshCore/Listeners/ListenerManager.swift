@@ -23,10 +23,6 @@ public final class ListenerManager: Sendable {
         public var description: String { "cannot bind \(self.address):\(self.port): \(self.underlying)" }
     }
 
-    /// HTTP/1 request limits: Envoy's 60 KiB header list; at most 100 headers (Envoy's default).
-    static let maxHeaderListSize = 60 * 1024
-    static let maxHeaderCount = 100
-
     private let group: EventLoopGroup
     private let holder: SnapshotHolder
     private let pools: HTTPConnectionPools
@@ -97,11 +93,8 @@ public final class ListenerManager: Sendable {
     }
 
     private func bind(_ listener: BoundListener) async throws -> Channel {
-        let holder = self.holder
-        let pools = self.pools
-        let metrics = self.metrics
+        let setup = ConnectionSetup(holder: self.holder, pools: self.pools, metrics: self.metrics, log: self.log)
         let tracker = self.tracker
-        let log = self.log
         let port = listener.port
         return try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -110,40 +103,9 @@ public final class ListenerManager: Sendable {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 tracker.track(channel)
-                let snapshot = holder.load()
-                guard let plan = snapshot.listeners[port] else {
-                    // The port is being removed: refuse new work.
-                    return channel.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: port))
-                }
-                if plan.protocol.isHTTP {
-                    return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP(
-                            channel: channel,
-                            environment: HTTPProxyEnvironment(holder: holder, pools: pools, metrics: metrics, log: log, port: port),
-                            idleTimeout: TimeAmount(snapshot.settings.httpIdleTimeout)
-                        )
-                    }
-                }
-                return TCPProxy.initialize(downstream: channel, plan: plan, snapshot: snapshot, metrics: metrics, log: log)
+                return setup.accept(channel, port: port)
             }
             .bind(host: listener.address, port: listener.port)
             .get()
-    }
-
-    static func configureHTTP(channel: Channel, environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) throws {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = Self.maxHeaderListSize
-        limits.maxHeaderFieldSize = Self.maxHeaderListSize
-        limits.maxHeaderFieldCount = Self.maxHeaderCount
-        var encoderConfiguration = HTTPResponseEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(
-            ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
-            )
-        )
-        try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
-        try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: idleTimeout))
     }
 }

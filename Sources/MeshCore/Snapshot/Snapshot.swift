@@ -42,6 +42,23 @@ public struct ListenerPlan: Sendable {
     public let http: HTTPRouteTable
     /// TCP listeners: the routes in order; the first that matches wins.
     public let tcp: [TCPRouteEntry]
+    /// Ports with TLS servers: SNI-selected termination or passthrough. nil for plain ports.
+    public let tls: TLSListenerPlan?
+    /// Hosts of HTTP servers with `tls.httpsRedirect`: their requests get a 301 to https.
+    public let httpsRedirectHosts: [String]
+
+    public init(
+        port: Int, protocol: ServerProtocol, gatewayNames: [String], http: HTTPRouteTable, tcp: [TCPRouteEntry],
+        tls: TLSListenerPlan? = nil, httpsRedirectHosts: [String] = []
+    ) {
+        self.port = port
+        self.protocol = `protocol`
+        self.gatewayNames = gatewayNames
+        self.http = http
+        self.tcp = tcp
+        self.tls = tls
+        self.httpsRedirectHosts = httpsRedirectHosts
+    }
 }
 
 /// Holds the current snapshot. One atomic store on swap; readers never block.

@@ -62,23 +62,80 @@ public struct SnapshotCompiler {
         for (port, servers) in serversByPort {
             let gatewayNames = Array(Set(servers.map { $0.gateway.qualifiedName })).sorted()
             let proto = servers[0].server.protocol
+            let tls = self.compileTLS(port: port, servers: servers, listenerGateways: gatewayNames)
+            // HTTP routes for HTTP servers and for HTTPS servers once terminated; TCP routes for TCP
+            // servers and for TLS servers once terminated.
+            let servesHTTP = servers.contains { $0.server.protocol.isHTTP }
+            let servesTCP = servers.contains { !$0.server.protocol.isHTTP && $0.server.tls?.mode != .passthrough }
             var table = HTTPRouteTable()
             var tcp: [TCPRouteEntry] = []
             for virtualService in self.config.virtualServices {
                 let bound = servers.filter { virtualService.gateways.contains($0.gateway.qualifiedName) }
                 guard !bound.isEmpty else { continue }
-                if proto.isHTTP {
+                if servesHTTP {
                     let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames)
-                    for domain in Self.domains(virtualServiceHosts: virtualService.hosts, serverHosts: bound.flatMap(\.server.hosts)) {
+                    let httpHosts = bound.filter { $0.server.protocol.isHTTP }.flatMap(\.server.hosts)
+                    for domain in Self.domains(virtualServiceHosts: virtualService.hosts, serverHosts: httpHosts) {
                         table.add(domain: domain, routes: routes)
                     }
-                } else {
+                }
+                if servesTCP {
                     tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames)
                 }
             }
-            listeners[port] = ListenerPlan(port: port, protocol: proto, gatewayNames: gatewayNames, http: table, tcp: tcp)
+            let redirectHosts = servers.filter { $0.server.httpsRedirect && $0.server.protocol == .http }.flatMap(\.server.hosts)
+            listeners[port] = ListenerPlan(
+                port: port, protocol: proto, gatewayNames: gatewayNames, http: table, tcp: tcp, tls: tls,
+                httpsRedirectHosts: redirectHosts
+            )
         }
         return listeners
+    }
+
+    /// The TLS plan of a port whose servers terminate or pass through TLS; nil for plain ports.
+    private mutating func compileTLS(
+        port: Int, servers: [(gateway: Gateway, server: GatewayServer)], listenerGateways: [String]
+    ) -> TLSListenerPlan? {
+        // Plain HTTP servers never terminate TLS (their `tls` block only carries httpsRedirect).
+        let tlsServers = servers.filter { $0.server.tls != nil && $0.server.protocol != .http }
+        guard !tlsServers.isEmpty else { return nil }
+        var plans: [TLSServerPlan] = []
+        for (gateway, server) in tlsServers {
+            guard let settings = server.tls else { continue }
+            let index = gateway.servers.firstIndex(of: server) ?? 0
+            let path = "\(gateway.meta.pathPrefix).spec.servers[\(index)].tls"
+            switch settings.mode {
+            case .passthrough:
+                plans.append(TLSServerPlan(hosts: server.hosts, mode: .passthrough, protocol: server.protocol, context: nil, certificate: nil))
+            case .simple, .mutual, .optionalMutual:
+                do {
+                    let alpn = server.protocol.isHTTP ? TLSContextFactory.httpALPN : []
+                    let (context, info) = try TLSContextFactory.serverContext(settings, alpn: alpn, hosts: server.hosts, port: port)
+                    plans.append(TLSServerPlan(hosts: server.hosts, mode: settings.mode, protocol: server.protocol, context: context, certificate: info))
+                } catch {
+                    self.diagnostics.append(Diagnostic(.error, at: settings.location ?? gateway.meta.location, path: path, error.description))
+                }
+            case .istioMutual, .autoPassthrough:
+                // Validation warns that these wait for the mesh; the server is not served.
+                continue
+            }
+        }
+        var routes: [TLSRouteEntry] = []
+        for virtualService in self.config.virtualServices {
+            guard tlsServers.contains(where: { virtualService.gateways.contains($0.gateway.qualifiedName) }) else { continue }
+            for (index, route) in virtualService.tls.enumerated() {
+                let path = "\(virtualService.meta.pathPrefix).spec.tls[\(index)]"
+                routes.append(
+                    TLSRouteEntry(
+                        name: "\(virtualService.meta.namespace).\(virtualService.meta.name).\(index)",
+                        route: route,
+                        listenerGateways: listenerGateways,
+                        destinations: self.weightedClusters(route.route, path: path, location: route.location)
+                    )
+                )
+            }
+        }
+        return TLSListenerPlan(servers: plans, passthroughRoutes: routes)
     }
 
     /// The virtual-host domains a VirtualService gets on a server: the intersection of its hosts with

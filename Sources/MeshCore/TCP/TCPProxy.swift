@@ -32,12 +32,33 @@ public enum TCPProxy {
         metrics: MeshMetrics,
         log: MeshLog
     ) -> EventLoopFuture<Void> {
+        let route = plan.tcp.first(where: { $0.matches(port: plan.port) })
+        return Self.proxy(
+            downstream: downstream, port: plan.port, routeName: route?.name, destinations: route?.destinations,
+            serverName: nil, snapshot: snapshot, metrics: metrics, log: log
+        )
+    }
+
+    /// Connects `downstream` to a weighted pick of `destinations` (nil: no route, NR) and pumps
+    /// bytes. Used by TCP routes, by TLS servers after termination, and by SNI passthrough (where the
+    /// ClientHello already read is forwarded first by the TLS inspector).
+    static func proxy(
+        downstream: Channel,
+        port: Int,
+        routeName: String?,
+        destinations: WeightedClusters?,
+        serverName: String?,
+        snapshot: Snapshot,
+        metrics: MeshMetrics,
+        log: MeshLog
+    ) -> EventLoopFuture<Void> {
         let eventLoop = downstream.eventLoop
         let idleTimeout = TimeAmount(snapshot.settings.tcpIdleTimeout)
         var record = TCPConnectionRecord()
         record.startMicros = WallClock.nowMicros()
         record.downstreamRemoteAddress = downstream.remoteAddress.flatMap(HTTPProxyHandler.hostPort)
         record.downstreamLocalAddress = downstream.localAddress.flatMap(HTTPProxyHandler.hostPort)
+        record.requestedServerName = serverName
         let started = eventLoop.now
         /// A connection refused before any byte flowed: counted opened and closed with its flag, logged.
         func refuse<Result>(_ flags: String, _ error: Error) -> EventLoopFuture<Result> {
@@ -50,15 +71,15 @@ public enum TCPProxy {
             snapshot.telemetry.accessLogger?.write(record)
             return eventLoop.makeFailedFuture(error)
         }
-        guard let route = plan.tcp.first(where: { $0.matches(port: plan.port) }) else {
-            log.info("tcp :\(plan.port) \(downstream.remoteAddress?.description ?? "-"): no route, closing (NR)")
-            return refuse("NR", NoRoute(port: plan.port))
+        guard let destinations else {
+            log.info("tcp :\(port) \(downstream.remoteAddress?.description ?? "-"): no route, closing (NR)")
+            return refuse("NR", NoRoute(port: port))
         }
-        record.routeName = route.name
-        guard let cluster = route.destinations.pick(), let endpoint = cluster.pickEndpoint() else {
-            let name = route.destinations.clusters.first?.name ?? "-"
+        record.routeName = routeName
+        guard let cluster = destinations.pick(), let endpoint = cluster.pickEndpoint() else {
+            let name = destinations.clusters.first?.name ?? "-"
             record.upstreamCluster = name
-            log.info("tcp :\(plan.port): no healthy upstream in \(name), closing (UH)")
+            log.info("tcp :\(port): no healthy upstream in \(name), closing (UH)")
             return refuse("UH", NoHealthyUpstream(cluster: name))
         }
         record.upstreamCluster = cluster.name
@@ -81,7 +102,7 @@ public enum TCPProxy {
             .connect(to: endpoint.address)
             .assumeIsolated()
             .flatMapError { error in
-                log.info("tcp :\(plan.port): upstream connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)")
+                log.info("tcp :\(port): upstream connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)")
                 return refuse("UF", error)
             }
             .flatMapThrowing { upstream in

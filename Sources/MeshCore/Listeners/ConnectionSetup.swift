@@ -1,0 +1,219 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
+import NIOTLS
+
+/// What a listener does with an accepted connection, read from the snapshot current at accept:
+///
+/// ```
+/// plain HTTP port ─ h2c preface? ─ yes → HTTP/2 ─┐
+///                                └ no  → HTTP/1.1 ┴→ HTTPProxyHandler (per request / per stream)
+/// TCP port ─────────────────────────────────────────→ TCP proxy (route picked now)
+/// TLS port ─ TLSInspector (SNI, ALPN) ─ passthrough server → SNI route → TCP proxy (bytes untouched)
+///                                     └ terminating server → TLS ─ HTTPS: ALPN h2 / http/1.1
+///                                                                 └ TLS:   TCP proxy (tcp routes)
+/// ```
+struct ConnectionSetup: Sendable {
+    /// HTTP request limits: Envoy's 60 KiB header list; at most 100 headers (Envoy's default).
+    static let maxHeaderListSize = 60 * 1024
+    static let maxHeaderCount = 100
+    /// HTTP/2: at most 100 concurrent streams per connection (Envoy's gateway default).
+    static let maxConcurrentStreams = 100
+
+    let holder: SnapshotHolder
+    let pools: HTTPConnectionPools
+    let metrics: MeshMetrics
+    let log: MeshLog
+
+    func accept(_ channel: Channel, port: Int) -> EventLoopFuture<Void> {
+        let snapshot = self.holder.load()
+        guard let plan = snapshot.listeners[port] else {
+            // The port is being removed: refuse new work.
+            return channel.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: port))
+        }
+        if let tls = plan.tls {
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(self.inspector(channel: channel, plan: plan, tls: tls, snapshot: snapshot))
+            }
+        }
+        if plan.protocol.isHTTP {
+            let environment = self.environment(port: port, scheme: "http", tlsServer: nil)
+            let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    HTTP2PrefaceSniffer { context, isHTTP2 in
+                        if isHTTP2 {
+                            try self.configureHTTP2(channel: context.channel, environment: environment)
+                        } else {
+                            try Self.configureHTTP1(channel: context.channel, environment: environment, idleTimeout: idleTimeout)
+                        }
+                    }
+                )
+            }
+        }
+        return TCPProxy.initialize(downstream: channel, plan: plan, snapshot: snapshot, metrics: self.metrics, log: self.log)
+    }
+
+    func environment(port: Int, scheme: String, tlsServer: TLSServerPlan?, isHTTP2: Bool = false) -> HTTPProxyEnvironment {
+        HTTPProxyEnvironment(
+            holder: self.holder, pools: self.pools, metrics: self.metrics, log: self.log, port: port,
+            scheme: scheme, tlsServer: tlsServer, isHTTP2: isHTTP2
+        )
+    }
+
+    // MARK: - TLS
+
+    private func inspector(channel: Channel, plan: ListenerPlan, tls: TLSListenerPlan, snapshot: Snapshot) -> TLSInspector {
+        let port = plan.port
+        let log = self.log
+        let metrics = self.metrics
+        let peer = channel.remoteAddress?.description ?? "-"
+        return TLSInspector(
+            decide: { context, hello in
+                let channel = context.channel
+                guard let server = tls.server(for: hello.serverName) else {
+                    log.info("tls :\(port) \(peer): no server for SNI '\(hello.serverName ?? "")': unrecognized_name")
+                    return Self.refuseWithAlert(context)
+                }
+                guard let sslContext = server.context else {
+                    // Passthrough: route by SNI, bytes untouched; the inspector forwards the ClientHello.
+                    guard let route = tls.passthroughRoute(serverName: hello.serverName, port: port) else {
+                        log.info("tls :\(port) \(peer): no tls route for SNI '\(hello.serverName ?? "")': unrecognized_name")
+                        return Self.refuseWithAlert(context)
+                    }
+                    return TCPProxy.proxy(
+                        downstream: channel, port: port, routeName: route.name, destinations: route.destinations,
+                        serverName: hello.serverName, snapshot: snapshot, metrics: metrics, log: log
+                    )
+                }
+                do {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                if !server.protocol.isHTTP {
+                    // TLS terminated, then TCP routing.
+                    let route = plan.tcp.first { $0.matches(port: port) }
+                    return TCPProxy.proxy(
+                        downstream: channel, port: port, routeName: route?.name, destinations: route?.destinations,
+                        serverName: hello.serverName, snapshot: snapshot, metrics: metrics, log: log
+                    )
+                }
+                let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ApplicationProtocolNegotiationHandler { result, negotiated in
+                            negotiated.eventLoop.makeCompletedFuture {
+                                if case .negotiated("h2") = result {
+                                    try self.configureHTTP2(
+                                        channel: negotiated, environment: self.environment(port: port, scheme: "https", tlsServer: server, isHTTP2: true)
+                                    )
+                                } else {
+                                    try Self.configureHTTP1(
+                                        channel: negotiated, environment: self.environment(port: port, scheme: "https", tlsServer: server),
+                                        idleTimeout: idleTimeout
+                                    )
+                                }
+                            }
+                        }
+                    )
+                }
+            },
+            reject: { rejection, detail in
+                metrics.addControl("meshgate_tls_inspector_rejected_total{port=\"\(port)\",reason=\"\(rejection.rawValue)\"}")
+                log.info("tls :\(port) \(peer): closing: \(detail)")
+            }
+        )
+    }
+
+    private static func refuseWithAlert(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let alert = TLSInspector.alert(TLSInspector.unrecognizedName, allocator: context.channel.allocator)
+        context.writeAndFlush(NIOAny(alert), promise: nil)
+        return context.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: 0))
+    }
+
+    // MARK: - HTTP
+
+    static func configureHTTP1(channel: Channel, environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = Self.maxHeaderListSize
+        limits.maxHeaderFieldSize = Self.maxHeaderListSize
+        limits.maxHeaderFieldCount = Self.maxHeaderCount
+        var encoderConfiguration = HTTPResponseEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+            )
+        )
+        try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
+        try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: idleTimeout))
+    }
+
+    /// HTTP/2 with swift-nio-http2's denial-of-service limits on (rapid reset, CONTINUATION
+    /// flood, control-frame floods: its defaults), 100 concurrent streams and a 60 KiB header list.
+    /// Each stream is a child channel running the same proxy handler as HTTP/1.1.
+    func configureHTTP2(channel: Channel, environment: HTTPProxyEnvironment) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: Self.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: Self.maxHeaderListSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        connection.targetWindowSize = 1 << 20
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = 1 << 20
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+        ) { streamChannel in
+            streamChannel.eventLoop.makeCompletedFuture {
+                let sync = streamChannel.pipeline.syncOperations
+                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: nil))
+            }
+        }
+    }
+}
+
+/// On a plain HTTP port: HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) starts with
+/// the connection preface; anything else is HTTP/1.1. Reads the first bytes, installs the right
+/// stack, and leaves, handing over what it read.
+final class HTTP2PrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private let install: (ChannelHandlerContext, Bool) throws -> Void
+    private var buffered: ByteBuffer?
+
+    init(install: @escaping (ChannelHandlerContext, Bool) throws -> Void) {
+        self.install = install
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        if self.buffered == nil { self.buffered = incoming } else { self.buffered!.writeBuffer(&incoming) }
+        guard let buffered = self.buffered else { return }
+        let seen = buffered.readableBytesView.prefix(Self.preface.count)
+        let isPrefix = seen.elementsEqual(Self.preface.prefix(seen.count))
+        guard !isPrefix || seen.count == Self.preface.count else { return }  // undecided: read more
+        do {
+            try self.install(context, isPrefix)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let buffered = self.buffered {
+            self.buffered = nil
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+}
