@@ -25,13 +25,16 @@ public struct ConfigLoadResult: Sendable {
 /// validates everything, and returns all problems at once.
 public enum ConfigLoader {
     /// Reads `DIR/meshgate.yaml` and every other `*.yaml` / `*.yml` below DIR (sorted by path).
+    /// Relative paths in the config (certificates, `credentialsDir`) are resolved against DIR, made absolute.
     public static func load(directory: String) -> ConfigLoadResult {
         let sink = DiagnosticSink()
         let files = ConfigDirectory.read(directory, sink: sink)
-        return LoadPipeline.run(files, sink: sink)
+        return LoadPipeline.run(files, configDirectory: ConfigDirectory.absolute(directory), sink: sink)
     }
 
     /// The same on files already read; `meshgate.yaml` is the file whose last path component is that name.
+    /// Relative paths in the config are resolved against the directory of the `meshgate.yaml` path, or
+    /// of the resource file when there is none; they stay relative when those paths are.
     public static func load(files: [ConfigFile]) -> ConfigLoadResult {
         LoadPipeline.run(files, sink: DiagnosticSink())
     }

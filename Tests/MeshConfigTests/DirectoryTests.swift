@@ -49,7 +49,9 @@ import Testing
         try self.withDirectory(["conf/reviews.yaml": serviceYAML("reviews")]) { root in
             let result = ConfigLoader.load(directory: "\(root)/conf")
             #expect(result.diagnostics.isEmpty, "\(result.lines)")
-            #expect(result.configuration?.settings == MeshSettings())
+            var defaults = MeshSettings()
+            defaults.credentialsDir = "\(root)/conf/certs"  // `certs` beside meshgate.yaml, made absolute
+            #expect(result.configuration?.settings == defaults)
         }
     }
 

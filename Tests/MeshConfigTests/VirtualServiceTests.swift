@@ -322,7 +322,6 @@ import Testing
             "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
             "conf/reviews.yaml:15: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
             "conf/reviews.yaml:17: warning: VirtualService/reviews.spec.http[1].redirect: not supported yet; ignored",
-            "conf/reviews.yaml:18: warning: VirtualService/reviews.spec.tls: not supported yet; ignored",
         ])
     }
 

@@ -56,6 +56,8 @@ struct VirtualServiceDeclaration {
     var destinations: [DestinationUse]
     /// The place of each `tcp[]` rule, index for index with `virtualService.tcp`.
     var tcpRules: [Place]
+    /// The place of each `tls[]` rule, index for index with `virtualService.tls`.
+    var tlsRules: [Place]
 }
 
 struct DestinationRuleDeclaration {

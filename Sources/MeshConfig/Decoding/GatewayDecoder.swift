@@ -3,14 +3,6 @@ enum GatewayDecoder {
     static let spec = Schema(["selector", "servers"])
     static let server = Schema(["port", "hosts", "tls", "name"], unsupported: ["bind", "defaultEndpoint"])
     static let port = Schema(["number", "name", "protocol"], unsupported: ["targetPort"])
-    static let tls = Schema(
-        ["httpsRedirect"],
-        unsupported: [
-            "mode", "serverCertificate", "privateKey", "caCertificates", "caCrl", "credentialName",
-            "credentialNames", "tlsCertificates", "subjectAltNames", "verifyCertificateSpki",
-            "verifyCertificateHash", "minProtocolVersion", "maxProtocolVersion", "cipherSuites",
-        ]
-    )
 
     /// Protocols Istio accepts on a gateway that Meshgate proxies as plain TCP.
     static let tcpLikeProtocols: Set = ["MYSQL", "REDIS"]
@@ -47,16 +39,21 @@ enum GatewayDecoder {
         let portName = port?.required("name")?.string()
         let proto = port?.required("protocol").flatMap(self.serverProtocol)
         let hosts = self.hosts(server)
-        let tls = server.map("tls", Self.tls)
-        let httpsRedirect = tls?.bool("httpsRedirect") ?? false
         let name = server.string("name")
-        guard let number, let portName, let proto, let hosts else { return nil }
-        if tls == nil, proto == .https || proto == .tls {
-            server.context.sink.error(at: server.place(of: "tls"), "\(proto == .https ? "an" : "a") \(proto.rawValue) server needs tls settings")
+        var tls: ServerTLSSettings?
+        var httpsRedirect = false
+        if let proto {
+            (tls, httpsRedirect) = ServerTLSDecoder.decode(server["tls"], protocol: proto)
+            if server["tls"] == nil, proto == .https || proto == .tls {
+                server.context.sink.error(at: server.place(of: "tls"), "\(proto == .https ? "an" : "a") \(proto.rawValue) server needs tls settings")
+            }
+        } else {
+            _ = server["tls"]?.map(ServerTLSDecoder.schema)  // without a protocol, only its field names can be checked
         }
+        guard let number, let portName, let proto, let hosts else { return nil }
         return GatewayServer(
             portNumber: number, portName: portName, protocol: proto, hosts: hosts, name: name,
-            httpsRedirect: httpsRedirect
+            httpsRedirect: httpsRedirect, tls: tls
         )
     }
 

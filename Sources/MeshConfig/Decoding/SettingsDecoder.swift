@@ -3,7 +3,7 @@
 enum SettingsDecoder {
     static let schema = Schema(
         [
-            "labels", "namespace", "bindAddress", "readinessPort", "adminPort", "drainTimeout", "eventLoops",
+            "labels", "namespace", "bindAddress", "readinessPort", "adminPort", "drainTimeout", "eventLoops", "credentialsDir",
             "tcpIdleTimeout", "httpIdleTimeout",
         ],
         unknownSeverity: .warning
@@ -28,6 +28,9 @@ enum SettingsDecoder {
         if let loops = map.int("eventLoops", in: 0...4096) { settings.eventLoops = loops }
         if let timeout = map.duration("tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
         if let timeout = map.duration("httpIdleTimeout") { settings.httpIdleTimeout = timeout }
+        if let directory = map["credentialsDir"], let text = directory.string() {
+            if text.isEmpty { directory.error("the credentials directory must not be empty") } else { settings.credentialsDir = text }
+        }
         return settings
     }
 }

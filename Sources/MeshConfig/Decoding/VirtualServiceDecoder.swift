@@ -1,7 +1,7 @@
 /// `kind: VirtualService` → ``VirtualService``, recording every gateway reference and destination
 /// with its place for validation.
 struct VirtualServiceDecoder {
-    static let spec = Schema(["hosts", "gateways", "http", "tcp"], unsupported: ["tls", "exportTo"])
+    static let spec = Schema(["hosts", "gateways", "http", "tcp", "tls"], unsupported: ["exportTo"])
     /// HTTP route actions other than `route`: valid, not run yet.
     static let otherActions: Set = ["redirect", "directResponse", "delegate"]
     static let httpRoute = Schema(
@@ -16,8 +16,9 @@ struct VirtualServiceDecoder {
         unsupported: ["scheme", "sourceLabels", "sourceNamespace", "statPrefix"]
     )
     static let httpDestination = Schema(["destination", "weight"], unsupported: ["headers"])
-    static let tcpRoute = Schema(["match", "route"])
-    static let tcpDestination = Schema(["destination", "weight"])
+    /// A `tcp[]` or `tls[]` rule.
+    static let l4Route = Schema(["match", "route"])
+    static let l4Destination = Schema(["destination", "weight"])
     static let l4Match = Schema(
         ["port", "gateways", "sourceLabels"],
         unsupported: ["destinationSubnets", "sourceNamespace"],
@@ -30,6 +31,10 @@ struct VirtualServiceDecoder {
             )
         })
     )
+    static let tlsMatch = Schema(
+        ["sniHosts", "port", "gateways"],
+        unsupported: ["destinationSubnets", "sourceLabels", "sourceNamespace"]
+    )
     static let destination = Schema(["host", "subset", "port"])
     static let portSelector = Schema(["number"])
 
@@ -40,7 +45,7 @@ struct VirtualServiceDecoder {
     static func decode(meta: ResourceMeta, spec field: Field) -> VirtualServiceDeclaration? {
         guard let spec = field.map(Self.spec) else { return nil }
         var decoder = VirtualServiceDecoder(meta: meta)
-        let hosts = decoder.hosts(spec)
+        let (written, hosts) = decoder.hosts(spec)
         // No gateways (omitted or empty) means the mesh, as in Istio.
         let listed = spec["gateways"].flatMap { decoder.gatewayList($0) } ?? []
         let gateways = listed.isEmpty ? ["mesh"] : listed
@@ -51,17 +56,20 @@ struct VirtualServiceDecoder {
             )
         }
         let http = spec["http"]?.maps(Self.httpRoute)?.compactMap { decoder.httpRoute($0) } ?? []
-        let tcpRules = spec["tcp"]?.maps(Self.tcpRoute) ?? []
+        let tcpRules = spec["tcp"]?.maps(Self.l4Route) ?? []
         let tcp = tcpRules.map { decoder.tcpRoute($0) }
+        let tlsRules = spec["tls"]?.maps(Self.l4Route) ?? []
+        let tls = tlsRules.map { decoder.tlsRoute($0, within: (written, hosts)) }
         if spec["http"] == nil, spec["tcp"] == nil, spec["tls"] == nil {
             field.error("a VirtualService needs http, tcp or tls routes")
         }
         return VirtualServiceDeclaration(
-            virtualService: VirtualService(meta: meta, hosts: hosts, gateways: gateways, http: http, tcp: tcp),
+            virtualService: VirtualService(meta: meta, hosts: hosts, gateways: gateways, http: http, tcp: tcp, tls: tls),
             hosts: spec.place(of: "hosts"),
             gatewayReferences: decoder.references,
             destinations: decoder.destinations,
-            tcpRules: tcpRules.map(\.place)
+            tcpRules: tcpRules.map(\.place),
+            tlsRules: tlsRules.map(\.place)
         )
     }
 
@@ -69,16 +77,18 @@ struct VirtualServiceDecoder {
         self.meta = meta
     }
 
-    private func hosts(_ spec: MapReader) -> [String] {
-        guard let field = spec.required("hosts"), let hosts = field.strings() else { return [] }
+    /// The hosts as written and resolved.
+    private func hosts(_ spec: MapReader) -> (written: [String], resolved: [String]) {
+        guard let field = spec.required("hosts"), let hosts = field.strings() else { return ([], []) }
         if hosts.isEmpty { field.error("a VirtualService needs at least one host") }
-        return hosts.compactMap { host, item in
+        let written = hosts.compactMap { host, item -> String? in
             guard !host.isEmpty else {
                 item.error("empty host")
                 return nil
             }
-            return resolveHost(host, namespace: self.meta.namespace)
+            return host
         }
+        return (written, written.map { resolveHost($0, namespace: self.meta.namespace) })
     }
 
     /// Gateway names resolved to `namespace/name` (`mesh` stays), each reference recorded.
@@ -131,8 +141,60 @@ struct VirtualServiceDecoder {
                 sourceLabels: match.stringMap("sourceLabels") ?? [:]
             )
         }
-        let destinations = route.required("route").map { self.routeDestinations($0, schema: Self.tcpDestination) }
+        let destinations = route.required("route").map { self.routeDestinations($0, schema: Self.l4Destination) }
         return TCPRoute(match: matches ?? [], route: destinations ?? [], location: route.location)
+    }
+
+    // MARK: TLS
+
+    /// A `tls[]` rule: SNI matches (required) and weighted destinations, as a tcp rule's.
+    private mutating func tlsRoute(_ route: MapReader, within hosts: (written: [String], resolved: [String])) -> TLSRoute {
+        let matchField = route.required("match")
+        let matches = matchField?.maps(Self.tlsMatch)?.map { match in
+            TLSMatch(
+                sniHosts: self.sniHosts(match, within: hosts),
+                port: match["port"]?.port(),
+                gateways: match["gateways"].flatMap { self.gatewayList($0) } ?? []
+            )
+        }
+        if let matchField, matches?.isEmpty == true {
+            matchField.error("a tls route needs at least one match with sniHosts")
+        }
+        let destinations = route.required("route").map { self.routeDestinations($0, schema: Self.l4Destination) }
+        return TLSRoute(match: matches ?? [], route: destinations ?? [], location: route.location)
+    }
+
+    /// `sniHosts`: required and non-empty; each an exact name, `*.suffix` or `*`, and within the
+    /// VirtualService's hosts (Istio: "SNI host is not a compatible subset of any of the virtual
+    /// service hosts").
+    private func sniHosts(_ match: MapReader, within hosts: (written: [String], resolved: [String])) -> [String] {
+        guard let field = match.required("sniHosts"), let written = field.strings() else { return [] }
+        if written.isEmpty { field.error("a tls match needs at least one SNI host") }
+        return written.compactMap { host, item in
+            if let problem = Self.sniHostProblem(host) {
+                item.error("invalid SNI host \"\(host)\": \(problem)")
+                return nil
+            }
+            let patterns = hosts.written + hosts.resolved
+            if !patterns.isEmpty, !patterns.contains(where: { hostMatches(pattern: $0, host: host) }) {
+                let listed = hosts.written.joined(separator: ", ")
+                item.error("SNI host \(host) is not within the VirtualService's hosts (\(listed)); each sniHost must be one of them or fall under a wildcard among them")
+                return nil
+            }
+            return host
+        }
+    }
+
+    /// Why `host` cannot be matched against a TLS server name (nil when it can).
+    static func sniHostProblem(_ host: String) -> String? {
+        if host.isEmpty { return "empty" }
+        if host == "*" { return nil }
+        let name = host.hasPrefix("*.") ? host.dropFirst(2) : Substring(host)
+        if name.contains("*") { return "a wildcard is only allowed as the whole first label, as in *.example.com" }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.contains(where: \.isEmpty) { return "empty label" }
+        let allowed = labels.allSatisfy { label in label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") } }
+        return allowed ? nil : "a host name holds letters, digits, '-' and '.'"
     }
 
     // MARK: Destinations

@@ -4,6 +4,12 @@ import Foundation
 enum ConfigDirectory {
     static let settingsFileName = "meshgate.yaml"
 
+    /// `directory` as an absolute path (taken from the current directory when relative), so that the
+    /// paths resolved against it do not depend on where the process later runs.
+    static func absolute(_ directory: String) -> String {
+        directory.hasPrefix("/") ? ConfigPaths.normalize(directory) : ConfigPaths.resolve(directory, against: FileManager.default.currentDirectoryPath)
+    }
+
     /// The files as ``ConfigFile``s (paths joined onto `directory` as given); what cannot be read is
     /// reported and left out.
     static func read(_ directory: String, sink: DiagnosticSink) -> [ConfigFile] {

@@ -1,6 +1,8 @@
 /// raw → validated, on files already read: YAML documents → declarations → cross-resource checks.
 enum LoadPipeline {
-    static func run(_ files: [ConfigFile], sink: DiagnosticSink) -> ConfigLoadResult {
+    /// `configDirectory`: where relative paths in the config start (a loaded directory); nil = the
+    /// directory of `meshgate.yaml`, else of each resource file.
+    static func run(_ files: [ConfigFile], configDirectory: String? = nil, sink: DiagnosticSink) -> ConfigLoadResult {
         var decoder = ResourceDecoder(sink: sink)
         var settings: MeshSettings?
         for file in files {
@@ -19,6 +21,12 @@ enum LoadPipeline {
         }
         var declarations = decoder.declarations
         declarations.settings = settings ?? MeshSettings()
+        let settingsFile = files.first { Self.isSettingsFile($0.path) }
+        ConfigPaths.resolveTLS(
+            in: &declarations,
+            configDirectory: configDirectory ?? settingsFile.map { ConfigPaths.directory(of: $0.path) },
+            firstFile: files.first?.path
+        )
         let configuration = ConfigValidator.validate(declarations, sink: sink)
         let diagnostics = sink.sorted
         return ConfigLoadResult(configuration: diagnostics.hasErrors ? nil : configuration, diagnostics: diagnostics)

@@ -34,7 +34,8 @@ public struct MeshSettings: Sendable, Hashable {
     public var httpIdleTimeout: Duration = .seconds(3600)
 
     /// Where `credentialName: NAME` finds `NAME/tls.crt`, `NAME/tls.key` and `NAME/ca.crt`.
-    /// Default `certs` beside meshgate.yaml (resolved to an absolute path when loaded).
+    /// Default `certs` beside meshgate.yaml. A loaded configuration holds it resolved against the
+    /// config directory (absolute when loaded by ``ConfigLoader/load(directory:)``).
     public var credentialsDir: String = "certs"
 
     // MARK: Telemetry

@@ -6,9 +6,11 @@ enum ConfigValidator {
         let gatewayChecks = GatewayChecks(gateways: declarations.gateways, sink: sink)
         let routeChecks = RouteChecks(registry: registry, declarations: declarations, sink: sink)
         gatewayChecks.checkPortProtocols()
+        gatewayChecks.checkSNIHosts()
         for virtualService in declarations.virtualServices {
             routeChecks.check(virtualService)
             gatewayChecks.checkHostsServed(virtualService)
+            gatewayChecks.checkTLSRoutesBound(virtualService)
         }
         gatewayChecks.checkTCPConflicts(declarations.virtualServices)
         routeChecks.checkRules()

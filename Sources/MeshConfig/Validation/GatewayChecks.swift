@@ -30,6 +30,55 @@ struct GatewayChecks {
         }
     }
 
+    /// Servers that start with a TLS handshake (HTTPS and TLS) may share a port: SNI tells them
+    /// apart, so a host can belong to only one of them per port.
+    func checkSNIHosts() {
+        var served: [(port: Int, host: String, gateway: GatewayDeclaration, place: Place)] = []
+        for gateway in self.gateways {
+            for (server, place) in zip(gateway.gateway.servers, gateway.serverPorts) where [.https, .tls].contains(server.protocol) {
+                for host in Set(server.hosts.map { $0.lowercased() }).sorted() {
+                    let other = served.first { other in
+                        other.port == server.portNumber && other.host == host
+                            && Self.selectorsOverlap(other.gateway.gateway.selector, gateway.gateway.selector)
+                    }
+                    guard let other else {
+                        served.append((server.portNumber, host, gateway, place))
+                        continue
+                    }
+                    self.sink.error(
+                        at: place,
+                        "host \(host) on port \(server.portNumber) is already served by \(other.gateway.gateway.meta.pathPrefix) (\(other.place.location)); servers sharing a port are told apart by SNI, so each host belongs to one of them"
+                    )
+                }
+            }
+        }
+    }
+
+    /// A VirtualService's `tls` routes serve PASSTHROUGH servers only: a server that terminates TLS
+    /// routes by its `http` (HTTPS) or `tcp` (TLS) routes, as in Istio. A tls route that meets no
+    /// PASSTHROUGH server on a Gateway it is bound to is never used there.
+    func checkTLSRoutesBound(_ declaration: VirtualServiceDeclaration) {
+        let virtualService = declaration.virtualService
+        for (route, place) in zip(virtualService.tls, declaration.tlsRules) {
+            var reported: Set<String> = []
+            for match in route.match {
+                let names = match.gateways.isEmpty ? virtualService.gateways : match.gateways
+                for name in names where name != "mesh" {
+                    guard let gateway = self.gateways.first(where: { $0.gateway.qualifiedName == name }) else { continue }
+                    let passthrough = gateway.gateway.servers.contains { server in
+                        server.tls?.mode == .passthrough && match.port.map { $0 == server.portNumber } ?? true
+                    }
+                    guard !passthrough, reported.insert(name).inserted else { continue }
+                    let port = match.port.map { " on port \($0)" } ?? ""
+                    self.sink.warning(
+                        at: place,
+                        "Gateway \(name) has no PASSTHROUGH server\(port), so this tls route is not used there (a server that terminates TLS takes http or tcp routes)"
+                    )
+                }
+            }
+        }
+    }
+
     /// Whether one instance could carry labels matching both selectors (no key with two values).
     static func selectorsOverlap(_ lhs: [String: String], _ rhs: [String: String]) -> Bool {
         lhs.allSatisfy { key, value in rhs[key].map { $0 == value } ?? true }

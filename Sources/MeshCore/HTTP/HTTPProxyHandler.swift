@@ -127,10 +127,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     private var draining = false
     private var closed = false
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
-    private lazy var clientIP: String = self.context?.remoteAddress?.ipAddress ?? "unknown"
+    private lazy var clientIP: String = self.context?.channel.remoteAddress?.ipAddress ?? "unknown"
     /// `ip:port` of both ends of the downstream connection, for the access log.
-    private lazy var remoteAddressText: String? = self.context?.remoteAddress.flatMap(Self.hostPort)
-    private lazy var localAddressText: String? = self.context?.localAddress.flatMap(Self.hostPort)
+    private lazy var remoteAddressText: String? = self.context?.channel.remoteAddress.flatMap(Self.hostPort)
+    private lazy var localAddressText: String? = self.context?.channel.localAddress.flatMap(Self.hostPort)
 
     init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?) {
         self.environment = environment
@@ -231,7 +231,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             context.close(promise: nil)
             return
         }
-        self.environment.log.debug("http :\(self.environment.port) \(context.remoteAddress?.description ?? "-"): \(error)")
+        self.environment.log.debug("http :\(self.environment.port) \(context.channel.remoteAddress?.description ?? "-"): \(error)")
         if let exchange = self.exchange {
             if case .attached(let upstream) = exchange.upstream {
                 upstream.close()
@@ -332,7 +332,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.downstreamRemoteAddress = self.remoteAddressText
         exchange.record.downstreamLocalAddress = self.localAddressText
 
-        guard head.version.major == 1, head.version.minor == 0 || head.headers.contains(name: "host") else {
+        guard head.version == .http1_0 || head.headers.contains(name: "host") else {
             self.sendLocalReply(.missingHost, forceClose: true)
             return
         }

@@ -92,8 +92,10 @@ final class TLSInspector: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         }
         let readWasHeld = self.pendingRead
+        let channel = context.channel
         context.leavePipeline(removalToken: removalToken)
-        if readWasHeld { context.read() }
+        // The read this handler held back now goes through the installed handlers' own gating.
+        if readWasHeld { channel.read() }
     }
 
     func read(context: ChannelHandlerContext) {
