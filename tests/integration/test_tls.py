@@ -327,3 +327,21 @@ def test_bad_client_hellos_close_the_connection_and_count(mesh, pki, payload):
     wait_until(lambda: rejected() >= 1, 10, "the rejection counter")
     assert gateway.proc.alive()
     assert https(port, "httpbin.example.com", pki["ca"][0]).status == 200, "the gateway still serves"
+
+
+def test_validate_names_both_files_when_the_key_does_not_match_the_certificate(mesh, pki):
+    port = free_port()
+    config = mesh.config_dir({"gateway.yaml": https_gateway_yaml("secure", port, [("httpbin.example.com", "SIMPLE", "mixed")])})
+    target = config / "certs" / "mixed"
+    target.mkdir(parents=True)
+    shutil.copy(pki["httpbin"][0], target / "tls.crt")
+    shutil.copy(pki["helloworld"][1], target / "tls.key")
+    result = mesh.validate(config)
+    assert result.returncode == 1, result.stdout
+    line = next(l for l in result.stdout.splitlines() if "does not match" in l)
+    assert f"{target / 'tls.key'}" in line and f"{target / 'tls.crt'}" in line
+    assert re.match(r"^\S+gateway\.yaml:\d+: error: Gateway/secure\.spec\.servers\[0\]\.tls: ", line), line
+    # A gateway started on it refuses to start, with the same diagnostic.
+    gateway = mesh.gateway(config, {"https": port}, wait_ready=False)
+    assert gateway.proc.wait(30) == 1
+    assert "does not match" in gateway.proc.stderr()
