@@ -53,7 +53,7 @@ import Testing
     @Test(arguments: [
         ("apps/v1", "Deployment"), ("v1", "ServiceAccount"), ("v1", "ConfigMap"),
         ("security.istio.io/v1", "AuthorizationPolicy"), ("security.istio.io/v1beta1", "PeerAuthentication"),
-        ("telemetry.istio.io/v1alpha1", "Telemetry"), ("networking.istio.io/v1", "Sidecar"),
+        ("networking.istio.io/v1", "Sidecar"),
     ])
     func kindsMeshgateDoesNotRunAreSkippedWithOneInfo(apiVersion: String, kind: String) {
         let result = load("""

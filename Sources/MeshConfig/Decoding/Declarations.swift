@@ -96,4 +96,5 @@ struct Declarations {
     var destinationRules: [DestinationRuleDeclaration] = []
     var services: [ServiceDeclaration] = []
     var workloads: [WorkloadDeclaration] = []
+    var telemetry: [TelemetryPolicy] = []
 }

@@ -56,12 +56,7 @@ struct ResourceDecoder {
         switch (group, kind) {
         case (Self.networkingGroup, _):
             guard Self.networkingVersions.contains(version) else {
-                if let envelope = resource.map(Self.envelope) {
-                    self.sink.error(
-                        at: envelope.place(of: "apiVersion"),
-                        "unknown apiVersion \(apiVersion); Meshgate reads networking.istio.io/v1alpha3, v1beta1 and v1"
-                    )
-                }
+                self.unknownVersion(resource, apiVersion, reads: "networking.istio.io/v1alpha3, v1beta1 and v1")
                 return
             }
             if Self.skippedNetworkingKinds.contains(kind) {
@@ -73,6 +68,16 @@ struct ResourceDecoder {
                 let hint = closestName(to: kind, among: known).map { " (did you mean \($0)?)" } ?? ""
                 self.sink.error(at: envelope.place(of: "kind"), "unknown kind \(kind) in \(apiVersion)\(hint)")
             }
+        case (TelemetryDecoder.group, _):
+            guard TelemetryDecoder.versions.contains(version) else {
+                self.unknownVersion(resource, apiVersion, reads: "telemetry.istio.io/v1alpha1 and v1")
+                return
+            }
+            if kind == "Telemetry" {
+                self.decodeResource(resource, kind: kind)
+            } else if let envelope = resource.map(Self.envelope) {
+                self.sink.error(at: envelope.place(of: "kind"), "unknown kind \(kind) in \(apiVersion) (did you mean Telemetry?)")
+            }
         case ("", "Service") where version == "v1":
             self.decodeResource(resource, kind: kind)
         case ("", "List") where version == "v1":
@@ -82,6 +87,11 @@ struct ResourceDecoder {
         default:
             self.sink.info(at: resource.place, "skipped: Meshgate does not run \(kind)")
         }
+    }
+
+    private func unknownVersion(_ resource: Field, _ apiVersion: String, reads versions: String) {
+        guard let envelope = resource.map(Self.envelope) else { return }
+        self.sink.error(at: envelope.place(of: "apiVersion"), "unknown apiVersion \(apiVersion); Meshgate reads \(versions)")
     }
 
     private static func entries(_ entries: [RawEntry], _ key: String) -> [RawEntry] {
@@ -126,6 +136,8 @@ struct ResourceDecoder {
             ServiceEntryDecoder.decode(meta: meta, spec: spec).map { self.declarations.services.append($0) }
         case "WorkloadEntry":
             WorkloadEntryDecoder.decode(meta: meta, spec: spec).map { self.declarations.workloads.append($0) }
+        case "Telemetry":
+            TelemetryDecoder.decode(meta: meta, spec: spec).map { self.declarations.telemetry.append($0) }
         default:
             KubernetesServiceDecoder.decode(meta: meta, spec: spec).map { self.declarations.services.append($0) }
         }

@@ -9,19 +9,30 @@ public struct MeshConfiguration: Sendable {
     public var destinationRules: [DestinationRule]
     /// Every service declared by a ServiceEntry or a Kubernetes `v1 Service`, with its endpoints resolved.
     public var services: [Service]
+    /// Every `Telemetry` resource, in file order; ``effectiveTelemetry(for:policies:mode:)`` picks
+    /// those that select this instance.
+    public var telemetry: [TelemetryPolicy]
 
     public init(
         settings: MeshSettings = MeshSettings(),
         gateways: [Gateway] = [],
         virtualServices: [VirtualService] = [],
         destinationRules: [DestinationRule] = [],
-        services: [Service] = []
+        services: [Service] = [],
+        telemetry: [TelemetryPolicy] = []
     ) {
         self.settings = settings
         self.gateways = gateways
         self.virtualServices = virtualServices
         self.destinationRules = destinationRules
         self.services = services
+        self.telemetry = telemetry
+    }
+
+    /// The telemetry this instance runs with for one side of its traffic (see
+    /// ``effectiveTelemetry(for:policies:mode:)``).
+    public func effectiveTelemetry(mode: TelemetryMode = .client) -> EffectiveTelemetry {
+        MeshConfig.effectiveTelemetry(for: self.settings, policies: self.telemetry, mode: mode)
     }
 }
 

@@ -55,6 +55,29 @@ struct Field {
         return value
     }
 
+    /// A plain YAML number (integer or decimal), finite and within `range`.
+    func number(in range: ClosedRange<Double>? = nil) -> Double? {
+        guard case .scalar(let text, let kind) = self.node.value, kind == .int || kind == .float else {
+            self.typeError(expected: "a number")
+            return nil
+        }
+        let value = kind == .int ? Self.parseInteger(text).map(Double.init) : Double(text.replacingOccurrences(of: "_", with: ""))
+        guard let value, value.isFinite else {
+            self.error("\(text) is not a number Meshgate can read")
+            return nil
+        }
+        if let range, !range.contains(value) {
+            self.error("\(text) is out of range \(Self.decimal(range.lowerBound))..\(Self.decimal(range.upperBound))")
+            return nil
+        }
+        return value
+    }
+
+    /// `100` rather than `100.0` for whole numbers, in messages.
+    private static func decimal(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
     /// A port number, 1...65535.
     func port() -> Int? { self.int(in: 1...65535) }
 

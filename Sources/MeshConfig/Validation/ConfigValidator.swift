@@ -14,12 +14,14 @@ enum ConfigValidator {
         }
         gatewayChecks.checkTCPConflicts(declarations.virtualServices)
         routeChecks.checkRules()
+        TelemetryChecks.check(declarations.telemetry, settings: declarations.settings, sink: sink)
         return MeshConfiguration(
             settings: declarations.settings,
             gateways: declarations.gateways.map(\.gateway),
             virtualServices: declarations.virtualServices.map(\.virtualService),
             destinationRules: declarations.destinationRules.map(\.rule),
-            services: registry.services
+            services: registry.services,
+            telemetry: declarations.telemetry
         )
     }
 }
