@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // PCRE2 with JIT, for Istio's RE2-style regex matches. Debian/Ubuntu: libpcre2-dev.
@@ -56,6 +59,15 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The mesh CA: root and SPIFFE workload certificates (X.509-SVIDs), rotation policy. No openssl.
+        .target(
+            name: "MeshCA",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // The tcp-echo and httpbin-like services used by the demo and the tests. Not part of the proxy.
         .target(
             name: "MeshSampleApps",
@@ -70,11 +82,21 @@ let package = Package(
             dependencies: [
                 "MeshgateServer",
                 "MeshConfig",
+                "MeshCA",
                 "MeshSampleApps",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
+        .testTarget(
+            name: "MeshCATests",
+            dependencies: [
+                "MeshCA",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .testTarget(
             name: "MeshSampleAppsTests",
             dependencies: [
