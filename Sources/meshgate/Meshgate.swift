@@ -12,7 +12,7 @@ struct Meshgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshgate",
         abstract: "An Istio-configured gateway and service mesh for plain Linux hosts.",
-        subcommands: [GatewayCommand.self, ValidateCommand.self, SampleAppCommand.self]
+        subcommands: [GatewayCommand.self, ValidateCommand.self, SampleAppCommand.self, CACommand.self]
     )
 }
 
