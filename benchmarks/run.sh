@@ -42,6 +42,9 @@ EVENT_LOOPS="1,2"
 MESHGATE_BIN="${MESHGATE_BIN:-}"
 REBUILD=0
 PERF=0
+# Frame-pointer call graphs stop at libswiftCore (built without frame pointers); set
+# PERF_RECORD_OPTS="-F 499 --call-graph dwarf,32768" to see who calls swift_retain/release.
+PERF_RECORD_OPTS="${PERF_RECORD_OPTS:--F 999 -g}"
 BASE_PORT=18000
 OUT_DIR="$HERE/out"
 INVOCATION="benchmarks/run.sh $*"
@@ -421,8 +424,9 @@ if ((PERF)) && has "$ONLY" meshgate && has "$SCENARIOS" http; then
         [[ "$scenario" == http && "$kind" == meshgate ]] || continue
         prefix="$RUN_DIR/perf-$name"
         say "profiling $label with perf (${HTTP_DURATION}s)"
+        # shellcheck disable=SC2086 # PERF_RECORD_OPTS is a list of options
         start "perf-$name" timeout $((HTTP_DURATION + 30)) \
-            perf record -F 999 -g -p "$pid" -o "$prefix.data" -- sleep "$HTTP_DURATION"
+            perf record $PERF_RECORD_OPTS -p "$pid" -o "$prefix.data" -- sleep "$HTTP_DURATION"
         perf_pid=$LAST_PID
         timeout --kill-after=5 $((HTTP_DURATION + 30)) wrk -t1 "-c$CONNECTIONS" "-d${HTTP_DURATION}s" \
             "http://127.0.0.1:$port/index.html" >"$prefix.wrk.txt" 2>&1 || true
@@ -446,7 +450,7 @@ for entry in "${PROFILES[@]+"${PROFILES[@]}"}"; do
         echo
         echo "## Profile: $label"
         echo
-        echo "\`perf record -F 999 -g -p PID\` during one extra \`wrk -t1 -c$CONNECTIONS -d${HTTP_DURATION}s\` run"
+        echo "\`perf record $PERF_RECORD_OPTS -p PID\` during one extra \`wrk -t1 -c$CONNECTIONS -d${HTTP_DURATION}s\` run"
         echo "($(grep -m1 'Requests/sec' "$prefix.wrk.txt" 2>/dev/null || echo 'rate not recorded')); \`perf.data\` in $prefix.data."
         echo
         echo "By binary (share of the proxy's samples):"
