@@ -41,7 +41,7 @@ public enum GatewayProcess {
         let snapshot: Snapshot
         do {
             snapshot = try SnapshotCompiler.compileGateway(
-                configuration, generation: 1, telemetry: telemetry.forSettings(configuration.settings)
+                configuration, generation: 1, telemetry: telemetry.forConfiguration(configuration)
             )
         } catch {
             for diagnostic in error.diagnostics { log.error("config: \(diagnostic)") }
@@ -167,6 +167,7 @@ final class GatewayRuntime: Sendable {
             for channel in control { try? await channel.close() }
             return 1
         }
+        self.telemetry.activate(snapshot)
         self.state.withLockedValue { $0.ready = true }
         self.metrics.setControl("meshgate_config_generation", Double(snapshot.generation))
         self.metrics.setControl("meshgate_config_reload_total{result=\"success\"}", 0)
@@ -209,7 +210,7 @@ final class GatewayRuntime: Sendable {
         let next: Snapshot
         do {
             next = try SnapshotCompiler.compileGateway(
-                configuration, generation: current.generation + 1, telemetry: self.telemetry.forSettings(configuration.settings)
+                configuration, generation: current.generation + 1, telemetry: self.telemetry.forConfiguration(configuration)
             )
         } catch {
             self.rejectReload(diagnostics + error.diagnostics, current: current)
@@ -229,6 +230,7 @@ final class GatewayRuntime: Sendable {
             return
         }
         self.holder.swap(next)
+        self.telemetry.activate(next)
         self.metrics.setSourceLabels(Self.sourceLabels(next.settings))
         self.metrics.setControl("meshgate_config_generation", Double(next.generation))
         self.metrics.addControl("meshgate_config_reload_total{result=\"success\"}")

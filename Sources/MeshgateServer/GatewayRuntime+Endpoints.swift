@@ -21,8 +21,16 @@ extension GatewayRuntime {
 
     func metricsResponse(path: String) async -> SimpleHTTPServer.Response {
         guard path == "/stats/prometheus" else { return .init(status: .notFound, body: "not found; try /stats/prometheus\n") }
-        let text = await self.metrics.prometheusText(extra: self.processGauges())
+        let text = await self.metrics.prometheusText(extra: self.processGauges(), overrides: self.metricOverrides())
         return .init(status: .ok, contentType: "text/plain; version=0.0.4", body: text)
+    }
+
+    /// The live snapshot's Telemetry `metrics.overrides`, by Prometheus name.
+    private func metricOverrides() -> [String: MetricCustomization] {
+        guard let effective = self.holder.load().telemetry.effective else { return [:] }
+        var overrides: [String: MetricCustomization] = [:]
+        for (metric, custom) in effective.metrics { overrides[metric.prometheusName] = custom }
+        return overrides
     }
 
     /// Gauges read at scrape time: open connections, telemetry drops.
@@ -33,6 +41,7 @@ extension GatewayRuntime {
             gauges["meshgate_listener_info{address=\"\(listener.address)\",port=\"\(listener.port)\",protocol=\"\(snapshot.listeners[listener.port]?.protocol.rawValue ?? "closing")\"}"] = 1
         }
         gauges["meshgate_access_log_dropped_total"] = Double(self.telemetry.accessLogDropped)
+        gauges["meshgate_tracing_spans_dropped_total"] = Double(self.telemetry.spansDropped)
         return gauges
     }
 
@@ -45,7 +54,7 @@ extension GatewayRuntime {
         case "/clusters":
             return .json(ClustersDocument(snapshot: self.holder.load()))
         case "/stats":
-            return .init(status: .ok, body: await self.metrics.prometheusText(extra: self.processGauges()))
+            return .init(status: .ok, body: await self.metrics.prometheusText(extra: self.processGauges(), overrides: self.metricOverrides()))
         case "/healthcheck/fail":
             self.state.withLockedValue { $0.healthcheckFailed = true }
             self.log.warning("admin: /healthcheck/fail: readiness now answers 503")

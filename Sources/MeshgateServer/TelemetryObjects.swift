@@ -19,11 +19,13 @@ final class TelemetryObjects: Sendable {
         self.tracer = Tracer(log: log)
     }
 
-    /// What a snapshot compiled from `settings` uses.
-    func forSettings(_ settings: MeshSettings) -> SnapshotTelemetry {
+    /// What a snapshot compiled from `configuration` uses: meshgate.yaml's telemetry keys with the
+    /// Telemetry resources that select this instance folded over them.
+    func forConfiguration(_ configuration: MeshConfiguration) -> SnapshotTelemetry {
+        let effective = configuration.effectiveTelemetry()
         var logger: AccessLogger?
-        if !settings.accessLogFile.isEmpty {
-            let key = LoggerKey(path: settings.accessLogFile, encoding: settings.accessLogEncoding)
+        if let path = effective.accessLogFile, !path.isEmpty {
+            let key = LoggerKey(path: path, encoding: effective.accessLogEncoding)
             logger = self.loggers.withLockedValue { loggers in
                 if let existing = loggers[key] { return existing }
                 let created = AccessLogger(path: key.path, encoding: key.encoding, log: self.log)
@@ -31,11 +33,29 @@ final class TelemetryObjects: Sendable {
                 return created
             }
         }
-        return SnapshotTelemetry(accessLogger: logger, tracer: self.tracer, sampling: settings.tracingSampling)
+        return SnapshotTelemetry(
+            accessLogger: logger,
+            tracer: self.tracer,
+            sampling: effective.samplingPercentage,
+            tcpReportingInterval: effective.reportingInterval,
+            effective: effective
+        )
+    }
+
+    /// Points the tracer at the snapshot now being served (called after every swap, so a rejected
+    /// reload never changes where spans go).
+    func activate(_ snapshot: Snapshot) {
+        if let effective = snapshot.telemetry.effective {
+            self.tracer.configure(settings: snapshot.settings, telemetry: effective)
+        }
     }
 
     var accessLogDropped: Int {
         self.loggers.withLockedValue { $0.values.reduce(0) { $0 + $1.dropped } }
+    }
+
+    var spansDropped: Int {
+        self.tracer.droppedSpans
     }
 
     func shutdown() {

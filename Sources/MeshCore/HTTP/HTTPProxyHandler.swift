@@ -429,6 +429,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         guard let exchange = self.exchange else { return }
         connection.owner = self
         connection.requestsSent += 1
+        exchange.record.upstreamLocalAddress = connection.localAddressText
         exchange.upstream = .attached(connection)
         let pending = exchange.pendingRequestParts
         exchange.pendingRequestParts = []

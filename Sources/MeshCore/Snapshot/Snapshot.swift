@@ -87,10 +87,19 @@ public struct SnapshotTelemetry: Sendable {
     public var tracer: Tracer?
     /// Percent of requests sampled when the client did not decide.
     public var sampling: Double
+    /// How often open TCP connections' byte counters are flushed.
+    public var tcpReportingInterval: Duration
+    /// The telemetry configuration these came from (meshgate.yaml with Telemetry resources).
+    public var effective: EffectiveTelemetry?
 
-    public init(accessLogger: AccessLogger? = nil, tracer: Tracer? = nil, sampling: Double = 1.0) {
+    public init(
+        accessLogger: AccessLogger? = nil, tracer: Tracer? = nil, sampling: Double = 1.0,
+        tcpReportingInterval: Duration = .seconds(15), effective: EffectiveTelemetry? = nil
+    ) {
         self.accessLogger = accessLogger
         self.tracer = tracer
         self.sampling = sampling
+        self.tcpReportingInterval = tcpReportingInterval
+        self.effective = effective
     }
 }

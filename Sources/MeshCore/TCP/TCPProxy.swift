@@ -126,7 +126,7 @@ public enum TCPProxy {
                     started: started,
                     shard: metrics.shard(for: eventLoop),
                     accessLogger: snapshot.telemetry.accessLogger,
-                    interval: TimeAmount(snapshot.settings.tcpReportingDuration)
+                    interval: TimeAmount(snapshot.telemetry.tcpReportingInterval)
                 ).start(on: downstream)
             }
             .nonisolated()

@@ -13,7 +13,7 @@ public struct TLSListenerPlan: Sendable {
     /// certificate; nil when the port has none (the client gets `unrecognized_name`).
     public func server(for serverName: String?) -> TLSServerPlan? {
         if let name = serverName {
-            if let exact = self.servers.first(where: { $0.hosts.contains(name) }) { return exact }
+            if let exact = self.servers.first(where: { $0.hosts.contains { $0.lowercased() == name } }) { return exact }
             let wildcards = self.servers.flatMap { server in
                 server.hosts.filter { $0.hasPrefix("*.") && hostMatches(pattern: $0, host: name) }.map { ($0, server) }
             }

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -84,51 +85,68 @@ public final class MeshMetrics: Sendable {
         return merged
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of every series.
-    public func prometheusText(extra: [String: Double] = [:]) async -> String {
+    /// The Prometheus text exposition (format 0.0.4) of every series, with a Telemetry resource's
+    /// metric `overrides` applied by Prometheus name (a disabled metric is left out; removed and
+    /// upserted tags change the label sets, and series that become equal are summed).
+    public func prometheusText(extra: [String: Double] = [:], overrides: [String: MetricCustomization] = [:]) async -> String {
         let data = await self.collect()
         let source = self.sourceLabels.withLockedValue { $0 }
         var out = ""
         out.reserveCapacity(4096 + data.http.count * 4096)
 
-        // HTTP: one label text per series, shared by the counter and the histograms.
-        // Keys are per endpoint object; a reload makes new objects for the same endpoints, so series
-        // are merged by their label text here (counters carry on across reloads).
-        var httpByLabels: [String: HTTPSeries] = [:]
-        for (key, series) in data.http {
+        let http: [(labels: String, series: HTTPSeries)] = data.http.map { key, series in
             let labels = "\(source),\(key.destination.prometheusLabels),"
                 + PrometheusText.labels([
                     ("request_protocol", "http"), ("response_flags", key.flags),
                     ("connection_security_policy", "unknown"), ("response_code", String(key.code)),
                     ("grpc_response_status", ""),
                 ])
-            httpByLabels[labels, default: HTTPSeries()].merge(series)
+            return (labels, series)
         }
-        let httpSeries = httpByLabels.sorted { $0.key < $1.key }.map { (labels: $0.key, series: $0.value) }
-        out += "# HELP istio_requests_total Requests, by source, destination and response.\n"
-        out += "# TYPE istio_requests_total counter\n"
-        for (labels, series) in httpSeries { out += "istio_requests_total{\(labels)} \(series.requests)\n" }
-        Self.renderHistogram(&out, "istio_request_duration_milliseconds", "Request duration in milliseconds.", httpSeries.map { ($0.labels, $0.series.duration) })
-        Self.renderHistogram(&out, "istio_request_bytes", "Request body size in bytes.", httpSeries.map { ($0.labels, $0.series.requestBytes) })
-        Self.renderHistogram(&out, "istio_response_bytes", "Response body size in bytes.", httpSeries.map { ($0.labels, $0.series.responseBytes) })
+        func family<Value>(_ name: String, _ pick: (HTTPSeries) -> Value, merge: (inout Value, Value) -> Void) -> [(String, Value)]? {
+            let custom = overrides[name] ?? MetricCustomization()
+            if custom.disabled { return nil }
+            var merged: [String: Value] = [:]
+            for (labels, series) in http {
+                let key = Self.apply(custom, to: labels)
+                if merged[key] == nil { merged[key] = pick(series) } else { merge(&merged[key]!, pick(series)) }
+            }
+            return merged.sorted { $0.key < $1.key }
+        }
+        if let requests = family("istio_requests_total", { $0.requests }, merge: { $0 += $1 }) {
+            out += "# HELP istio_requests_total Requests, by source, destination and response.\n"
+            out += "# TYPE istio_requests_total counter\n"
+            for (labels, value) in requests { out += "istio_requests_total{\(labels)} \(value)\n" }
+        }
+        for (name, help, pick) in [
+            ("istio_request_duration_milliseconds", "Request duration in milliseconds.", { (s: HTTPSeries) in s.duration }),
+            ("istio_request_bytes", "Request body size in bytes.", { (s: HTTPSeries) in s.requestBytes }),
+            ("istio_response_bytes", "Response body size in bytes.", { (s: HTTPSeries) in s.responseBytes }),
+        ] {
+            if let series = family(name, pick, merge: { $0.merge($1) }) {
+                Self.renderHistogram(&out, name, help, series)
+            }
+        }
 
-        var tcpByLabels: [String: TCPSeries] = [:]
-        for (key, series) in data.tcp {
+        let tcp: [(labels: String, series: TCPSeries)] = data.tcp.map { key, series in
             let labels = "\(source),\(key.destination.prometheusLabels),"
                 + PrometheusText.labels([
                     ("request_protocol", "tcp"), ("response_flags", key.flags), ("connection_security_policy", "unknown"),
                 ])
-            tcpByLabels[labels, default: TCPSeries()].merge(series)
+            return (labels, series)
         }
-        let tcpSeries = tcpByLabels.sorted { $0.key < $1.key }.map { (labels: $0.key, series: $0.value) }
         for (name, help, value) in [
             ("istio_tcp_sent_bytes_total", "Bytes sent to the client (response direction).", { (s: TCPSeries) in s.sentBytes }),
             ("istio_tcp_received_bytes_total", "Bytes received from the client (request direction).", { (s: TCPSeries) in s.receivedBytes }),
             ("istio_tcp_connections_opened_total", "TCP connections opened.", { (s: TCPSeries) in s.opened }),
             ("istio_tcp_connections_closed_total", "TCP connections closed.", { (s: TCPSeries) in s.closed }),
         ] {
+            let custom = overrides[name] ?? MetricCustomization()
+            if custom.disabled { continue }
+            var merged: [String: UInt64] = [:]
+            for (labels, series) in tcp { merged[Self.apply(custom, to: labels), default: 0] += value(series) }
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
-            for (labels, series) in tcpSeries { out += "\(name){\(labels)} \(value(series))\n" }
+            for (labels, total) in merged.sorted(by: { $0.key < $1.key }) { out += "\(name){\(labels)} \(total)\n" }
         }
 
         out += "# HELP istio_build Istio component build info.\n# TYPE istio_build gauge\n"
@@ -149,6 +167,19 @@ public final class MeshMetrics: Sendable {
             }
         }
         return out
+    }
+
+    /// A label set with a metric customization applied: removed tags dropped, upserted tags
+    /// replaced in place or appended in name order.
+    static func apply(_ custom: MetricCustomization, to labels: String) -> String {
+        if custom.removedTags.isEmpty && custom.upsertedTags.isEmpty { return labels }
+        var pairs = PrometheusText.parseLabels(labels).filter { !custom.removedTags.contains($0.0) }
+        var upserts = custom.upsertedTags
+        for index in pairs.indices {
+            if let value = upserts.removeValue(forKey: pairs[index].0) { pairs[index].1 = value }
+        }
+        pairs += upserts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return PrometheusText.labels(pairs)
     }
 
     /// Help texts of Meshgate's own metrics.

@@ -5,6 +5,31 @@ enum PrometheusText {
         pairs.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
     }
 
+    /// The `(name, value)` pairs of a label text made by ``labels(_:)``, values unescaped.
+    static func parseLabels(_ text: String) -> [(String, String)] {
+        var pairs: [(String, String)] = []
+        var rest = text[...]
+        while let equals = rest.firstIndex(of: "=") {
+            let name = String(rest[..<equals]).trimmingCharacters(in: ",")
+            var index = rest.index(after: equals)  // at the opening quote
+            guard index < rest.endIndex, rest[index] == "\"" else { break }
+            index = rest.index(after: index)
+            var value = ""
+            while index < rest.endIndex, rest[index] != "\"" {
+                if rest[index] == "\\", rest.index(after: index) < rest.endIndex {
+                    index = rest.index(after: index)
+                    value.append(rest[index] == "n" ? "\n" : rest[index])
+                } else {
+                    value.append(rest[index])
+                }
+                index = rest.index(after: index)
+            }
+            pairs.append((name, value))
+            rest = index < rest.endIndex ? rest[rest.index(after: index)...] : ""
+        }
+        return pairs
+    }
+
     static func escape(_ value: String) -> String {
         guard value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else {
             return value
@@ -25,5 +50,11 @@ enum PrometheusText {
     static func value(_ number: Double) -> String {
         if number == number.rounded(), abs(number) < 1e15 { return String(Int64(number)) }
         return String(number)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(self.drop { $0 == set })
     }
 }

@@ -36,6 +36,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler {
     }
 
     var isActive: Bool { self.context?.channel.isActive ?? false }
+
+    /// `ip:port` of this end of the connection (`%UPSTREAM_LOCAL_ADDRESS%`), formatted once.
+    private(set) lazy var localAddressText: String? = self.context?.channel.localAddress.flatMap(HTTPProxyHandler.hostPort)
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
