@@ -325,14 +325,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.method = head.method.rawValue
         exchange.record.path = head.uri
         exchange.record.protocolName = self.environment.isHTTP2 ? "HTTP/2" : head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
-        exchange.record.authority = head.headers.first(name: "host")
-        exchange.record.userAgent = head.headers.first(name: "user-agent")
-        exchange.record.xForwardedFor = head.headers.first(name: "x-forwarded-for")
-        exchange.record.requestID = head.headers.first(name: "x-request-id")
+        var summary = HopByHop.RequestSummary()
+        var upstreamHeaders = HopByHop.upstreamRequestHeaders(
+            head.headers, clientIP: self.clientIP, scheme: self.environment.scheme, summary: &summary
+        )
+        exchange.record.authority = summary.host
+        exchange.record.userAgent = summary.userAgent
+        exchange.record.xForwardedFor = summary.forwardedFor
+        exchange.record.requestID = summary.requestID
         exchange.record.downstreamRemoteAddress = self.remoteAddressText
         exchange.record.downstreamLocalAddress = self.localAddressText
 
-        guard head.version == .http1_0 || head.headers.contains(name: "host") else {
+        guard head.version == .http1_0 || summary.host != nil else {
             self.sendLocalReply(.missingHost, forceClose: true)
             return
         }
@@ -342,7 +346,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.sendLocalReply(.noRoute)
             return
         }
-        let request = RouteRequest(head: head, port: self.environment.port)
+        let request = RouteRequest(head: head, host: summary.host ?? "", port: self.environment.port)
         if let server = self.environment.tlsServer, !server.serves(host: request.host) {
             self.sendLocalReply(.misdirected)
             return
@@ -370,7 +374,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
 
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+        if summary.expectsContinue {
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
             self.context?.writeAndFlush(
                 self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
@@ -378,9 +382,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             )
         }
 
-        var upstreamHeaders = HopByHop.upstreamRequestHeaders(head.headers, clientIP: self.clientIP, scheme: self.environment.scheme)
-        exchange.record.requestID = upstreamHeaders.first(name: "x-request-id")
-        exchange.record.xForwardedFor = upstreamHeaders.first(name: "x-forwarded-for")
         if let tracer = exchange.telemetry.tracer {
             exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
         }

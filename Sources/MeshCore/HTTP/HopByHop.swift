@@ -10,32 +10,58 @@ enum HopByHop {
         var isChunked = false
     }
 
+    /// What the one pass over a request's headers learns for routing and the access log.
+    struct RequestSummary {
+        var host: String?
+        var userAgent: String?
+        /// `x-request-id` as sent upstream (the client's, or one made here).
+        var requestID = ""
+        /// `x-forwarded-for` as sent upstream (the client's chain plus the client).
+        var forwardedFor = ""
+        var expectsContinue = false
+    }
+
     /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
-    /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent.
-    static func upstreamRequestHeaders(_ headers: HTTPHeaders, clientIP: String, scheme: String) -> HTTPHeaders {
+    /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent. One pass over the
+    /// headers, which also fills `summary`.
+    static func upstreamRequestHeaders(
+        _ headers: HTTPHeaders, clientIP: String, scheme: String, summary: inout RequestSummary
+    ) -> HTTPHeaders {
         let named = Self.connectionNamedHeaders(headers)
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 3)
         var forwardedFor: String?
-        var hasRequestID = false
+        var requestID: String?
         for (name, value) in headers {
-            if Self.isHopByHop(name) || name.asciiCaseInsensitiveEquals("expect")
-                || name.asciiCaseInsensitiveEquals("x-forwarded-proto")
-            {
+            switch name.utf8.count {
+            case 4 where name.asciiCaseInsensitiveEquals("host"):
+                if summary.host == nil { summary.host = value }
+            case 6 where name.asciiCaseInsensitiveEquals("expect"):
+                summary.expectsContinue = value.asciiCaseInsensitiveEquals("100-continue")
                 continue
-            }
-            if name.asciiCaseInsensitiveEquals("x-forwarded-for") {
+            case 10 where name.asciiCaseInsensitiveEquals("user-agent"):
+                summary.userAgent = value
+            case 12 where name.asciiCaseInsensitiveEquals("x-request-id"):
+                requestID = value
+            case 15 where name.asciiCaseInsensitiveEquals("x-forwarded-for"):
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 continue
+            case 17 where name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
+                continue
+            default:
+                if Self.isHopByHop(name) { continue }
             }
-            if name.asciiCaseInsensitiveEquals("x-request-id") { hasRequestID = true }
             if !named.isEmpty && named.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { continue }
             out.add(name: name, value: value)
         }
-        out.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP)
+        summary.forwardedFor = forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP
+        out.add(name: "x-forwarded-for", value: summary.forwardedFor)
         out.add(name: "x-forwarded-proto", value: scheme)
-        if !hasRequestID {
-            out.add(name: "x-request-id", value: RequestID.make())
+        if let requestID {
+            summary.requestID = requestID
+        } else {
+            summary.requestID = RequestID.make()
+            out.add(name: "x-request-id", value: summary.requestID)
         }
         return out
     }

@@ -15,6 +15,11 @@ public struct RouteRequest {
     public var port: Int
 
     public init(head: HTTPRequestHead, port: Int) {
+        self.init(head: head, host: head.headers.first(name: "host") ?? "", port: port)
+    }
+
+    /// With the Host header already found (the proxy reads all headers in one pass).
+    public init(head: HTTPRequestHead, host: String, port: Int) {
         self.method = head.method.rawValue
         let uri = head.uri[...]
         if let question = uri.firstIndex(of: "?") {
@@ -24,7 +29,7 @@ public struct RouteRequest {
             self.path = uri
             self.query = nil
         }
-        self.authority = head.headers.first(name: "host") ?? ""
+        self.authority = host
         self.host = RouteRequest.hostWithoutPort(self.authority)
         self.headers = head.headers
         self.port = port
@@ -33,7 +38,7 @@ public struct RouteRequest {
     /// `Example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
     static func hostWithoutPort(_ authority: String) -> Substring {
         var host = authority[...]
-        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") {
+        if let colon = host.lastIndex(of: ":"), !host.utf8[colon...].contains(UInt8(ascii: "]")) {
             host = host[..<colon]
         }
         if host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {

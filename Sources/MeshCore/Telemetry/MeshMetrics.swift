@@ -251,6 +251,13 @@ struct HTTPSeries: Sendable {
     var requestBytes = Histogram()
     var responseBytes = Histogram()
 
+    mutating func observe(_ record: HTTPExchangeRecord) {
+        self.requests += 1
+        self.duration.observe(Double(record.durationMicros) / 1000)
+        self.requestBytes.observe(Double(record.bytesReceived))
+        self.responseBytes.observe(Double(record.bytesSent))
+    }
+
     mutating func merge(_ other: HTTPSeries) {
         self.requests += other.requests
         self.duration.merge(other.duration)
@@ -308,10 +315,8 @@ final class MetricsShard: @unchecked Sendable {
 
     func recordHTTP(_ record: HTTPExchangeRecord) {
         let key = HTTPSeriesKey(destination: record.destination ?? .unknown, code: record.responseCode, flags: record.responseFlags)
-        self.data.http[key, default: HTTPSeries()].requests += 1
-        self.data.http[key]!.duration.observe(Double(record.durationMicros) / 1000)
-        self.data.http[key]!.requestBytes.observe(Double(record.bytesReceived))
-        self.data.http[key]!.responseBytes.observe(Double(record.bytesSent))
+        // One hash lookup; the series is updated in place.
+        self.data.http[key, default: HTTPSeries()].observe(record)
     }
 
     func tcpOpened(destination: DestinationIdentity, flags: String) {
