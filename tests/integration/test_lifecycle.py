@@ -70,3 +70,23 @@ def test_a_config_with_errors_never_starts(mesh):
     code = proc.wait(timeout=START_TIMEOUT)
     assert code != 0
     assert f"routes.yaml:{line}: error: " in proc.stdout() + proc.stderr()
+
+
+def test_sigterm_sends_goaway_on_http2_and_the_stream_in_flight_completes(mesh):
+    gateway, app = httpbin_gateway(mesh)
+    # nghttp speaks HTTP/2 with prior knowledge on http:// URLs and prints every frame it receives.
+    client = subprocess.Popen(
+        ["nghttp", "-v", "--timeout=60", gateway.url("/delay/2")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until(lambda: "GET /delay/2" in app.requests(), START_TIMEOUT, "the request to reach the app")
+        gateway.proc.signal(signal.SIGTERM)
+        output, _ = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert "recv GOAWAY frame" in output, output
+    assert ":status: 200" in output, output
+    assert gateway.proc.wait(STOP_TIMEOUT + 20) == 0
+    # The connection closed when its last stream ended, not when the drain timeout ran out.
+    assert "drain timeout" not in gateway.proc.stderr()

@@ -165,15 +165,18 @@ struct ConnectionSetup: Sendable {
         connection.targetWindowSize = 1 << 20
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = 1 << 20
+        let drainer = HTTP2ConnectionDrainer()
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
+                drainer.track(streamChannel)
                 let sync = streamChannel.pipeline.syncOperations
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: nil))
             }
         }
+        try channel.pipeline.syncOperations.addHandler(drainer)
     }
 }
 
