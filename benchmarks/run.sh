@@ -7,17 +7,26 @@
 #   --rounds N            interleaved rounds (default 3)
 #   --duration S          seconds per HTTP run (default 10)
 #   --tcp-duration S      seconds per TCP run (default 10)
+#   --tls-duration S      seconds per h2load run in the https and h2 scenarios (default 10)
+#   --handshakes N        connections (= requests) per handshake run (default 1000 x --tls-duration)
 #   --warmup S            HTTP warm-up per target before round 1, 0 = none (default 2)
 #   --connections N       wrk connections (default 50)
 #   --only LIST           targets, comma-separated, from: direct,haproxy,nginx,meshgate
 #                         (default: all four)
-#   --scenarios LIST      http,tcp (default: both)
+#   --scenarios LIST      from http,tcp,https,h2,telemetry (default: http,tcp)
+#                         https: HTTPS keep-alive and full handshakes (h2load --h1); h2: HTTP/2
+#                         (h2load -c16 -m100); both TLS-terminated by nginx, HAProxy and each
+#                         Meshgate variant with one ECDSA P-256 certificate made for the run.
+#                         telemetry: the HTTP keep-alive run against Meshgate with metrics
+#                         disabled by a Telemetry resource, default, access log on, and default
+#                         with a 1 s scrape loop of /stats/prometheus (eventLoops: the first of
+#                         --event-loops)
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
 #                         else .build-bench/release/meshgate, else built into .build-bench
 #                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
-#   --base-port P         first of the ports used, P..P+31 (default 18000)
+#   --base-port P         first of the ports used, P..P+63 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
 #   --perf                after the rounds, one more HTTP run per Meshgate variant under
 #                         `perf record -g`; the profile summary is appended to the report
@@ -34,6 +43,8 @@ BENCH_PY=(python3 "$HERE/lib/bench.py")
 ROUNDS=3
 HTTP_DURATION=10
 TCP_DURATION=10
+TLS_DURATION=10
+HANDSHAKES=""
 WARMUP=2
 CONNECTIONS=50
 ONLY="direct,haproxy,nginx,meshgate"
@@ -57,6 +68,8 @@ while [[ $# -gt 0 ]]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --duration) HTTP_DURATION="$2"; shift 2 ;;
         --tcp-duration) TCP_DURATION="$2"; shift 2 ;;
+        --tls-duration) TLS_DURATION="$2"; shift 2 ;;
+        --handshakes) HANDSHAKES="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --connections) CONNECTIONS="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
@@ -72,17 +85,19 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for n in "$ROUNDS" "$HTTP_DURATION" "$TCP_DURATION" "$WARMUP" "$CONNECTIONS" "$BASE_PORT"; do
+for n in "$ROUNDS" "$HTTP_DURATION" "$TCP_DURATION" "$TLS_DURATION" "$WARMUP" "$CONNECTIONS" "$BASE_PORT"; do
     [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
-((ROUNDS >= 1 && HTTP_DURATION >= 1 && TCP_DURATION >= 1)) || die "rounds and durations must be >= 1"
+HANDSHAKES="${HANDSHAKES:-$((1000 * TLS_DURATION))}"
+[[ "$HANDSHAKES" =~ ^[1-9][0-9]*$ ]] || die "not a positive number: $HANDSHAKES"
+((ROUNDS >= 1 && HTTP_DURATION >= 1 && TCP_DURATION >= 1 && TLS_DURATION >= 1)) || die "rounds and durations must be >= 1"
 
 has() { [[ ",$1," == *",$2,"* ]]; }
 for t in ${ONLY//,/ }; do
     case "$t" in direct|haproxy|nginx|meshgate) ;; *) die "unknown target '$t' in --only" ;; esac
 done
 for s in ${SCENARIOS//,/ }; do
-    case "$s" in http|tcp) ;; *) die "unknown scenario '$s' in --scenarios" ;; esac
+    case "$s" in http|tcp|https|h2|telemetry) ;; *) die "unknown scenario '$s' in --scenarios" ;; esac
 done
 IFS=, read -r -a LOOPS <<<"$EVENT_LOOPS"
 ((${#LOOPS[@]} >= 1 && ${#LOOPS[@]} <= 4)) || die "--event-loops takes 1 to 4 values"
@@ -102,6 +117,21 @@ mg_tcp_port() { echo $((BASE_PORT + 14 + $1)); }
 mg_admin_port() { echo $((BASE_PORT + 20 + 2 * $1)); }
 mg_ready_port() { echo $((BASE_PORT + 21 + 2 * $1)); }
 mg_metrics_port() { echo $((BASE_PORT + 28 + $1)); }
+NGINX_TLS_PORT=$((BASE_PORT + 32))
+HAPROXY_TLS_PORT=$((BASE_PORT + 33))
+mg_tls_port() { echo $((BASE_PORT + 34 + $1)); }    # $1 = variant index 0..3
+# The telemetry scenario's Meshgate instances, $1 = 0..3 (metrics-off, metrics, accesslog; the
+# scrape variant is the metrics instance under a scrape loop).
+mgt_http_port() { echo $((BASE_PORT + 40 + $1)); }
+mgt_tcp_port() { echo $((BASE_PORT + 44 + $1)); }
+mgt_admin_port() { echo $((BASE_PORT + 48 + $1)); }
+mgt_ready_port() { echo $((BASE_PORT + 52 + $1)); }
+mgt_metrics_port() { echo $((BASE_PORT + 56 + $1)); }
+TLS=0
+{ has "$SCENARIOS" https || has "$SCENARIOS" h2; } && TLS=1
+# The upstream nginx serves the HTTP, TLS and telemetry scenarios.
+UPSTREAM=0
+{ has "$SCENARIOS" http || ((TLS)) || has "$SCENARIOS" telemetry; } && UPSTREAM=1
 
 # ------------------------------------------------------------------------------------------------
 # Dependencies: install what is missing (Debian packages), as root.
@@ -110,7 +140,9 @@ need() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
 need python3 python3
 need timeout coreutils
 need curl curl
-if has "$SCENARIOS" http; then need wrk wrk; need nginx nginx-light; fi
+if has "$SCENARIOS" http || has "$SCENARIOS" telemetry; then need wrk wrk; fi
+if ((UPSTREAM)); then need nginx nginx-light; fi
+if ((TLS)); then need h2load nghttp2-client; need openssl openssl; fi
 if has "$SCENARIOS" tcp; then need iperf3 iperf3; fi
 if has "$ONLY" haproxy; then need haproxy haproxy; fi
 if has "$ONLY" nginx; then need nginx nginx-light; fi
@@ -272,13 +304,22 @@ COMMON=(UPSTREAM_PORT="$UPSTREAM_PORT" IPERF_PORT="$IPERF_PORT" USER="$USER_LINE
 
 # Every port we are about to use must be free: we measure only processes we started.
 ports=()
-has "$SCENARIOS" http && ports+=("$UPSTREAM_PORT" "$HAPROXY_HTTP_PORT" "$NGINX_HTTP_PORT")
+((UPSTREAM)) && ports+=("$UPSTREAM_PORT")
+has "$SCENARIOS" http && ports+=("$HAPROXY_HTTP_PORT" "$NGINX_HTTP_PORT")
+((TLS)) && ports+=("$NGINX_TLS_PORT" "$HAPROXY_TLS_PORT")
 has "$SCENARIOS" tcp && ports+=("$IPERF_PORT" "$HAPROXY_TCP_PORT" "$HAPROXY_TCP256_PORT" "$NGINX_TCP_PORT")
 if has "$ONLY" meshgate; then
     for ((i = 0; i < ${#LOOPS[@]}; i++)); do
         ports+=("$(mg_http_port $i)" "$(mg_tcp_port $i)" "$(mg_admin_port $i)" "$(mg_ready_port $i)"
             "$(mg_metrics_port $i)")
+        ((TLS)) && ports+=("$(mg_tls_port $i)")
     done
+    if has "$SCENARIOS" telemetry; then
+        for ((j = 0; j < 3; j++)); do
+            ports+=("$(mgt_http_port $j)" "$(mgt_tcp_port $j)" "$(mgt_admin_port $j)" "$(mgt_ready_port $j)"
+                "$(mgt_metrics_port $j)")
+        done
+    fi
 fi
 for p in "${ports[@]}"; do
     if port_busy "$p"; then die "127.0.0.1:$p is already in use (pick another --base-port)"; fi
@@ -286,13 +327,47 @@ done
 
 TARGETS="$RUN_DIR/targets.tsv"
 : >"$TARGETS"
-add_target() {   # SCENARIO NAME KIND PORT PID LABEL
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TARGETS"
+add_target() {   # SCENARIO NAME KIND PORT PID LABEL [EXTRA]
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" >>"$TARGETS"
+}
+# add_tls_targets NAME KIND PORT PID LABEL: the same TLS listener in each TLS scenario.
+add_tls_targets() {
+    if has "$SCENARIOS" https; then
+        add_target https "$@"
+        add_target handshake "$@"
+    fi
+    if has "$SCENARIOS" h2; then add_target h2 "$@"; fi
 }
 
 # ------------------------------------------------------------------------------------------------
+# TLS material: a CA and a server certificate (ECDSA P-256, SANs localhost and 127.0.0.1), made
+# for this run; nginx, HAProxy and Meshgate all serve this one certificate.
+TLS_DIR="$WORK/tls"
+if ((TLS)); then
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl ecparam -name prime256v1 -genkey -noout -out ca-key.pem
+        openssl req -x509 -new -key ca-key.pem -sha256 -days 2 -subj "/CN=Meshgate bench CA" -out ca.pem
+        openssl ecparam -name prime256v1 -genkey -noout -out key.pem
+        openssl req -new -key key.pem -subj "/CN=localhost" -out server.csr
+        printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+            'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -sha256 \
+            -extfile server.ext -out cert.pem
+        cat cert.pem key.pem >haproxy.pem   # HAProxy's crt: certificate and key in one file
+    ) >"$WORK/logs/openssl.log" 2>&1 || { cat "$WORK/logs/openssl.log" >&2; die "openssl could not make the certificates"; }
+fi
+if ((TLS)); then
+    nio_ssl="$(python3 -c 'import json,sys; print(next((p["state"].get("version") or "?") for p in json.load(open(sys.argv[1]))["pins"] if p["identity"] == "swift-nio-ssl"))' \
+        "$REPO/Package.resolved" 2>/dev/null || echo '?')"
+    NOTES+=("TLS libraries: nginx and HAProxy use the system's $(openssl version | cut -d' ' -f1-2) (Debian); Meshgate uses the BoringSSL bundled in swift-nio-ssl $nio_ssl. Session caches and tickets are off in nginx and HAProxy; tls-check.txt shows what each listener resumes")
+fi
+TLS_VARS=(TLS_CERT="$TLS_DIR/cert.pem" TLS_KEY="$TLS_DIR/key.pem" TLS_PEM="$TLS_DIR/haproxy.pem")
+
+# ------------------------------------------------------------------------------------------------
 # Upstreams
-if has "$SCENARIOS" http; then
+if ((UPSTREAM)); then
     head -c 99 /dev/zero | tr '\0' 'x' >"$WORK/www/index.html"
     echo >>"$WORK/www/index.html"                                  # 100 bytes
     render "$HERE/conf/nginx-upstream.conf.tmpl" "$WORK/conf/nginx-upstream.conf" "${COMMON[@]}"
@@ -337,6 +412,22 @@ if has "$ONLY" haproxy; then
     fi
 fi
 
+if has "$ONLY" haproxy && ((TLS)); then
+    render "$HERE/conf/haproxy-tls.cfg.tmpl" "$WORK/conf/haproxy-tls.cfg" "${COMMON[@]}" "${TLS_VARS[@]}" \
+        HAPROXY_TLS_PORT="$HAPROXY_TLS_PORT"
+    start haproxy-tls haproxy -db -f "$WORK/conf/haproxy-tls.cfg"
+    wait_port haproxy-tls "$HAPROXY_TLS_PORT" "$LAST_PID"
+    add_tls_targets haproxy haproxy "$HAPROXY_TLS_PORT" "$LAST_PID" "HAProxy 2.6, nbthread 1, TLS"
+fi
+
+if has "$ONLY" nginx && ((TLS)); then
+    render "$HERE/conf/nginx-tls.conf.tmpl" "$WORK/conf/nginx-tls.conf" "${COMMON[@]}" "${TLS_VARS[@]}" \
+        NGINX_TLS_PORT="$NGINX_TLS_PORT"
+    start nginx-tls nginx -p "$WORK/" -c conf/nginx-tls.conf
+    wait_port nginx-tls "$NGINX_TLS_PORT" "$LAST_PID"
+    add_tls_targets nginx nginx "$NGINX_TLS_PORT" "$LAST_PID" "nginx 1.22, 1 worker, TLS"
+fi
+
 if has "$ONLY" nginx; then
     if has "$SCENARIOS" http; then
         render "$HERE/conf/nginx-proxy.conf.tmpl" "$WORK/conf/nginx-proxy.conf" "${COMMON[@]}" \
@@ -364,6 +455,14 @@ if has "$ONLY" meshgate; then
             READINESS_PORT="$(mg_ready_port $i)" METRICS_PORT="$(mg_metrics_port $i)")
         render "$HERE/conf/meshgate/meshgate.yaml.tmpl" "$dir/meshgate.yaml" "${vars[@]}"
         render "$HERE/conf/meshgate/bench.yaml.tmpl" "$dir/bench.yaml" "${vars[@]}"
+        if ((TLS)); then
+            render "$HERE/conf/meshgate/bench-tls.yaml.tmpl" "$dir/bench-tls.yaml" "${vars[@]}" "${TLS_VARS[@]}" \
+                MESHGATE_TLS_PORT="$(mg_tls_port $i)"
+        fi
+        "$MESHGATE_BIN" validate "$dir" >"$WORK/logs/meshgate-el$el-validate.log" 2>&1 || {
+            cat "$WORK/logs/meshgate-el$el-validate.log" >&2
+            die "meshgate validate $dir failed"
+        }
         start "meshgate-el$el" "$MESHGATE_BIN" gateway --config "$dir"
         pid=$LAST_PID
         # Ready means: config loaded and every listener bound (issue item 8). Polled, bounded.
@@ -375,17 +474,99 @@ if has "$ONLY" meshgate; then
         }
         has "$SCENARIOS" http && add_target http "meshgate-el$el" meshgate "$(mg_http_port $i)" "$pid" "Meshgate, eventLoops $el"
         has "$SCENARIOS" tcp && add_target tcp "meshgate-el$el" meshgate "$(mg_tcp_port $i)" "$pid" "Meshgate, eventLoops $el"
+        if ((TLS)); then
+            add_tls_targets "meshgate-el$el" meshgate "$(mg_tls_port $i)" "$pid" "Meshgate, eventLoops $el, TLS"
+        fi
     done
+
+    # Telemetry: three instances with the first --event-loops value, differing only in telemetry.
+    if has "$SCENARIOS" telemetry; then
+        el="${LOOPS[0]}"
+        tel_names=(metrics-off metrics accesslog)
+        for ((j = 0; j < 3; j++)); do
+            tn="${tel_names[$j]}"
+            dir="$WORK/conf/meshgate-tel-$tn"
+            mkdir -p "$dir"
+            vars=("${COMMON[@]}" EVENT_LOOPS="$el" MESHGATE_HTTP_PORT="$(mgt_http_port $j)"
+                MESHGATE_TCP_PORT="$(mgt_tcp_port $j)" ADMIN_PORT="$(mgt_admin_port $j)"
+                READINESS_PORT="$(mgt_ready_port $j)" METRICS_PORT="$(mgt_metrics_port $j)")
+            render "$HERE/conf/meshgate/meshgate.yaml.tmpl" "$dir/meshgate.yaml" "${vars[@]}"
+            render "$HERE/conf/meshgate/bench.yaml.tmpl" "$dir/bench.yaml" "${vars[@]}"
+            case "$tn" in
+                metrics-off) cp "$HERE/conf/meshgate/telemetry-off.yaml.tmpl" "$dir/telemetry.yaml" ;;
+                accesslog) printf '# Istio TEXT access log, one line per request.\naccessLogFile: %s\n' \
+                    "$RUN_DIR/access.log" >>"$dir/meshgate.yaml" ;;
+            esac
+            "$MESHGATE_BIN" validate "$dir" >"$WORK/logs/meshgate-tel-$tn-validate.log" 2>&1 || {
+                cat "$WORK/logs/meshgate-tel-$tn-validate.log" >&2
+                die "meshgate validate $dir failed"
+            }
+            start "meshgate-tel-$tn" "$MESHGATE_BIN" gateway --config "$dir"
+            pid=$LAST_PID
+            "${BENCH_PY[@]}" wait-http --url "http://127.0.0.1:$(mgt_ready_port $j)/healthz/ready" \
+                --pid "$pid" --timeout 60 || {
+                tail -n 30 "$WORK/logs/meshgate-tel-$tn.log" >&2 || true
+                die "Meshgate ($tn) did not become ready; log: $WORK/logs/meshgate-tel-$tn.log"
+            }
+            TEL_PIDS[$j]=$pid
+        done
+        add_target telemetry mg-metrics-off meshgate "$(mgt_http_port 0)" "${TEL_PIDS[0]}" \
+            "Meshgate el$el, Istio metrics disabled by a Telemetry override"
+        add_target telemetry mg-metrics meshgate "$(mgt_http_port 1)" "${TEL_PIDS[1]}" \
+            "Meshgate el$el, default (metrics on, no access log)"
+        add_target telemetry mg-accesslog meshgate "$(mgt_http_port 2)" "${TEL_PIDS[2]}" \
+            "Meshgate el$el, metrics on + access log to a file"
+        add_target telemetry mg-scrape meshgate "$(mgt_http_port 1)" "${TEL_PIDS[1]}" \
+            "Meshgate el$el, default + 1 s scrape loop" \
+            "scrape=http://127.0.0.1:$(mgt_metrics_port 1)/stats/prometheus"
+    fi
 fi
 
 [[ -s "$TARGETS" ]] || die "nothing to measure"
 
 # Every HTTP target must serve the upstream's 100-byte file before we time it.
-while IFS=$'\t' read -r scenario name _ port _ _; do
-    [[ "$scenario" == http ]] || continue
-    "${BENCH_PY[@]}" check-http --url "http://127.0.0.1:$port/index.html" --size 100 \
-        || die "$name (port $port) does not proxy the upstream's file"
+# TLS targets: over HTTPS, with the certificate verified against the run's CA.
+while IFS=$'\t' read -r scenario name _ port _ _ _; do
+    case "$scenario" in
+        http|telemetry) url="http://127.0.0.1:$port/index.html"; ca=() ;;
+        https|h2) url="https://127.0.0.1:$port/index.html"; ca=(--cafile "$TLS_DIR/ca.pem") ;;
+        *) continue ;;
+    esac
+    "${BENCH_PY[@]}" check-http --url "$url" --size 100 "${ca[@]+"${ca[@]}"}" \
+        || die "$scenario $name (port $port) does not proxy the upstream's file"
 done <"$TARGETS"
+if ((TLS)); then
+    # What each TLS listener negotiates, and whether it resumes a session (full handshakes wanted).
+    checked=","
+    while IFS=$'\t' read -r scenario name _ port _ _ _; do
+        [[ "$scenario" == https || "$scenario" == h2 ]] || continue
+        has "$checked" "$name" && continue
+        checked+="$name,"
+        {
+            echo "== $name (127.0.0.1:$port)"
+            timeout 10 curl -sS --noproxy '*' --cacert "$TLS_DIR/ca.pem" --http2 -o /dev/null \
+                -w 'curl --http2: HTTP/%{http_version} %{response_code} %{size_download} bytes\n' \
+                "https://127.0.0.1:$port/index.html" || true
+            # The handshake run relies on the server closing after a `Connection: close` request:
+            # two requests in one curl must then take two connections ("new connections: 1 1").
+            echo "new connections for two HTTP/1.1 requests with Connection: close:" \
+                "$(timeout 10 curl -sS --noproxy '*' --cacert "$TLS_DIR/ca.pem" --http1.1 -H 'Connection: close' \
+                    -o /dev/null -o /dev/null -w '%{num_connects} ' \
+                    "https://127.0.0.1:$port/index.html" "https://127.0.0.1:$port/index.html" || true)"
+            sess="$WORK/tmp/sess-$name.pem"
+            rm -f "$sess"
+            timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost -sess_out "$sess" \
+                -CAfile "$TLS_DIR/ca.pem" </dev/null 2>/dev/null | grep -E '^(New|Reused),|Verify return|Protocol' || true
+            if [[ -s "$sess" ]]; then
+                timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost -sess_in "$sess" \
+                    -CAfile "$TLS_DIR/ca.pem" </dev/null 2>/dev/null | grep -E '^(New|Reused),' \
+                    | sed 's/^/second connection with the saved session: /' || true
+            else
+                echo "no session saved by the client: nothing to resume"
+            fi
+        } >>"$RUN_DIR/tls-check.txt" 2>&1
+    done <"$TARGETS"
+fi
 
 # ------------------------------------------------------------------------------------------------
 # Measure, report.
@@ -402,7 +583,7 @@ say "measuring: $ROUNDS round(s), targets: $(cut -f1,2 "$TARGETS" | tr '\t\n' ':
 # traps only between foreground commands); the helper stops its own load client on TERM.
 "${BENCH_PY[@]}" measure --targets "$TARGETS" --meta "$META" --pids "$RUN_DIR/pids.txt" --out "$RUN_DIR/raw.json" \
     --logs "$RUN_DIR/logs" --rounds "$ROUNDS" --http-duration "$HTTP_DURATION" \
-    --tcp-duration "$TCP_DURATION" --connections "$CONNECTIONS" --warmup "$WARMUP" &
+    --tcp-duration "$TCP_DURATION" --tls-duration "$TLS_DURATION" --handshakes "$HANDSHAKES" --connections "$CONNECTIONS" --warmup "$WARMUP" &
 MEASURE_PID=$!
 PIDS+=("$MEASURE_PID")
 PNAMES+=(measure)

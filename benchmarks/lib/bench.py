@@ -19,13 +19,16 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import platform
 import resource
 import shlex
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,10 +41,34 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 REFERENCES = {
     "http": ["haproxy", "nginx"],
     "tcp": ["haproxy", "haproxy-256k", "nginx"],
+    "https": ["haproxy", "nginx"],
+    "handshake": ["haproxy", "nginx"],
+    "h2": ["haproxy", "nginx"],
 }
 # The issue's targets (Meshgate ÷ HAProxy, same interleaved run). For TCP the check is made
 # against HAProxy's default buffers and against 256 KiB buffers (equal read sizes).
-GOALS = {"http": [("haproxy", 0.60)], "tcp": [("haproxy", 0.80), ("haproxy-256k", 0.80)]}
+GOALS = {"http": [("haproxy", 0.60)], "tcp": [("haproxy", 0.80), ("haproxy-256k", 0.80)],
+         "https": [], "handshake": [("nginx", 0.80)], "h2": [("nginx", 0.60)]}
+# Every scenario, in the order they are measured and reported.
+SCENARIOS = ["http", "tcp", "https", "handshake", "h2", "telemetry"]
+# TLS scenarios (h2load): the load command for each, minus duration and URL.
+H2LOAD = {
+    "https": ["h2load", "--h1", "-t1", "-c50", "-m1"],
+    "handshake": ["h2load", "--h1", "-t1", "-c50", "-m1", "-H", "Connection: close"],
+    "h2": ["h2load", "-t1", "-c16", "-m100"],
+}
+TLS_TITLES = {
+    "https": "HTTPS keep-alive (HTTP/1.1 over TLS 1.3)",
+    "handshake": "Full TLS handshakes (one request per connection, no session resumption)",
+    "h2": "HTTP/2 over TLS (h2load -c16 -m100)",
+}
+# Telemetry: (variant, baseline, goal): the variant's req/s must be at least goal × the baseline's.
+TELEMETRY_GOALS = [
+    ("mg-metrics", "mg-metrics-off", 0.95),
+    ("mg-accesslog", "mg-metrics-off", 0.95),
+    ("mg-accesslog", "mg-metrics", 0.95),
+    ("mg-scrape", "mg-metrics", 0.98),
+]
 
 
 def log(msg: str) -> None:
@@ -157,9 +184,13 @@ def listening(port: int) -> bool:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_status(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+def http_status(url: str, timeout: float = 2.0, cafile: str | None = None) -> tuple[int, bytes]:
+    opener = _OPENER
+    if cafile:
+        ctx = ssl.create_default_context(cafile=cafile)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
     try:
-        with _OPENER.open(url, timeout=timeout) as resp:
+        with opener.open(url, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, b""
@@ -226,6 +257,91 @@ def run_wrk(port: int, duration: int, conns: int, log_path: str) -> dict:
     }
 
 
+def _h2load_time(text: str) -> float | None:
+    """h2load's '1.23ms' / '456us' / '1.2s' in milliseconds."""
+    m = re.match(r"([0-9.]+)(us|ms|s)$", text)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def h2load_cmd(scenario: str, duration: int, handshakes: int, url: str) -> list[str]:
+    # With `Connection: close`, h2load opens a new connection for each request but does not stop at
+    # the end of a -D duration (it waits on the reconnecting clients): the handshake run is -n.
+    if scenario == "handshake":
+        return H2LOAD[scenario] + ["-n", str(handshakes), url]
+    return H2LOAD[scenario] + ["-D", str(duration), url]
+
+
+def run_h2load(scenario: str, port: int, duration: int, handshakes: int, log_path: str) -> dict:
+    """One h2load run against https://127.0.0.1:PORT/index.html. h2load does not verify
+    certificates (the sanity check before the rounds does, with the run's CA)."""
+    url = f"https://127.0.0.1:{port}/index.html"
+    cmd = h2load_cmd(scenario, duration, handshakes, url)
+    limit = duration + 30 if scenario != "handshake" else 6 * duration + 30
+    try:
+        proc = run_client(cmd, limit)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "h2load did not finish in time"}
+    out = proc.stdout + proc.stderr
+    with open(log_path, "w") as f:
+        f.write("$ " + shlex.join(cmd) + "\n" + out)
+    fin = re.search(r"finished in ([0-9.]+(?:us|ms|s)), ([0-9.]+) req/s", out)
+    req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                    r"(\d+) errored, (\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if proc.returncode != 0 or not fin or not req:
+        return {"ok": False, "error": f"h2load exit {proc.returncode}: {out.strip()[-200:]}"}
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    proto = re.search(r"TLS Protocol: (\S+)", out)
+    alpn = re.search(r"Application protocol: (\S+)", out)
+    succeeded, failed, errored, timeout = (int(req.group(i)) for i in (4, 5, 6, 7))
+    non2xx = sum(int(codes.group(i)) for i in (2, 3, 4)) if codes else 0
+    secs = (_h2load_time(fin.group(1)) or 0.0) / 1000
+    return {
+        "ok": succeeded > 0,
+        "requests": succeeded,
+        "rps": succeeded / secs if secs else 0.0,
+        "mean_ms": _h2load_time(lat.group(3)) if lat else None,
+        "max_ms": _h2load_time(lat.group(2)) if lat else None,
+        "errors": failed + errored + timeout + non2xx,
+        "tls": proto.group(1) if proto else None,
+        "alpn": alpn.group(1) if alpn else None,
+    }
+
+
+class ScrapeLoop:
+    """`curl -s URL` once a second (each bounded by -m 2) in a thread, for the length of one run."""
+
+    def __init__(self, url: str):
+        self.url, self.count, self.failed, self.bytes = url, 0, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                p = subprocess.run(["curl", "-s", "-m", "2", "--noproxy", "*", self.url],
+                                   capture_output=True, timeout=5)
+                if p.returncode == 0:
+                    self.count += 1
+                    self.bytes += len(p.stdout)
+                else:
+                    self.failed += 1
+            except subprocess.TimeoutExpired:
+                self.failed += 1
+            self._stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def run_iperf(port: int, duration: int, log_path: str) -> dict:
     cmd = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"]
     result: dict = {"ok": False, "error": "not run"}
@@ -268,6 +384,16 @@ def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, our
     busy_before, t0 = system_busy_seconds(), time.monotonic()
     if scenario == "http":
         res = run_wrk(target["port"], args.http_duration, args.connections, log_path)
+    elif scenario == "telemetry":
+        if target.get("scrape"):
+            with ScrapeLoop(target["scrape"]) as loop:
+                res = run_wrk(target["port"], args.http_duration, args.connections, log_path)
+            res["scrapes"], res["scrape_failures"] = loop.count, loop.failed
+            res["scrape_bytes"] = loop.bytes // max(1, loop.count)
+        else:
+            res = run_wrk(target["port"], args.http_duration, args.connections, log_path)
+    elif scenario in H2LOAD:
+        res = run_h2load(scenario, target["port"], args.tls_duration, args.handshakes, log_path)
     else:
         res = run_iperf(target["port"], args.tcp_duration, log_path)
     busy, wall = system_busy_seconds() - busy_before, time.monotonic() - t0
@@ -278,7 +404,7 @@ def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, our
     if pid and res.get("ok"):
         cpu = cpu_seconds(pid) - before
         res["cpu_s"] = cpu
-        if scenario == "http":
+        if scenario != "tcp":
             res["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
         else:
             res["cpu_s_per_gb"] = cpu / (res["bytes"] / 1e9)
@@ -288,6 +414,15 @@ def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, our
 def fmt_result(scenario: str, res: dict) -> str:
     if not res.get("ok"):
         return f"FAILED ({res.get('error')})"
+    if scenario == "telemetry":
+        scenario = "http"
+    if scenario in H2LOAD:
+        other = f", other load {res['other_cores']:.2f} cores" if res.get("other_cores") is not None else ""
+        cpu = res.get("cpu_us_per_req")
+        return (f"{res['rps']:,.0f} req/s, mean {res['mean_ms'] or 0:.2f} ms"
+                + (f", {cpu:.1f} µs/req" if cpu is not None else "")
+                + (f", {res['errors']} errors" if res["errors"] else "")
+                + f", {res.get('tls')} {res.get('alpn')}{other}")
     cpu = res.get("cpu_us_per_req") if scenario == "http" else res.get("cpu_s_per_gb")
     cpu_txt = "" if cpu is None else (f", {cpu:.1f} µs/req" if scenario == "http" else f", {cpu:.2f} s/GB")
     if scenario == "http":
@@ -300,14 +435,21 @@ def fmt_result(scenario: str, res: dict) -> str:
 
 def read_targets(path: str) -> dict:
     """run.sh writes one target per line: SCENARIO NAME KIND PORT PID LABEL... (tab-separated)."""
-    targets: dict = {"http": [], "tcp": []}
+    targets: dict = {s: [] for s in SCENARIOS}
     with open(path) as f:
         for line in f:
             if not line.strip() or line.startswith("#"):
                 continue
-            scenario, name, kind, port, pid, label = line.rstrip("\n").split("\t")
-            targets[scenario].append({"name": name, "kind": kind, "port": int(port),
-                                      "pid": int(pid) if pid not in ("", "0") else None, "label": label})
+            cols = line.rstrip("\n").split("\t")
+            scenario, name, kind, port, pid, label = cols[:6]
+            t = {"name": name, "kind": kind, "port": int(port),
+                 "pid": int(pid) if pid not in ("", "0") else None, "label": label}
+            # Optional 7th column: KEY=VALUE;KEY=VALUE (scrape=URL for the telemetry scrape loop).
+            if len(cols) > 6 and cols[6]:
+                for kv in cols[6].split(";"):
+                    k, _, v = kv.partition("=")
+                    t[k] = v
+            targets.setdefault(scenario, []).append(t)
     return targets
 
 
@@ -336,16 +478,16 @@ def cmd_measure(args) -> int:
     raw = {
         "meta": machine_meta(args, spec),
         "targets": spec["targets"],
-        "runs": {"http": {}, "tcp": {}},
+        "runs": {sc: {} for sc in SCENARIOS},
     }
-    for scenario in ("http", "tcp"):
+    for scenario in SCENARIOS:
         targets = spec["targets"].get(scenario, [])
         if not targets:
             continue
         # Sanity check and warm-up: a target that does not serve the 100-byte file is not measured.
         live = []
         for t in targets:
-            if scenario == "http":
+            if scenario in ("http", "telemetry"):
                 status, body = http_status(f"http://127.0.0.1:{t['port']}/index.html")
                 if status != 200 or len(body) != 100:
                     log(f"[http] {t['name']}: sanity GET gave {status} / {len(body)} bytes; not measured")
@@ -354,7 +496,10 @@ def cmd_measure(args) -> int:
                     continue
                 if args.warmup > 0:
                     run_wrk(t["port"], args.warmup, args.connections,
-                            os.path.join(args.logs, f"http-{t['name']}-warmup.log"))
+                            os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"))
+            elif scenario == "https" and args.warmup > 0:
+                run_h2load(scenario, t["port"], args.warmup, 0,
+                           os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"))
             live.append(t)
         for r in range(1, args.rounds + 1):
             for t in live:
@@ -404,6 +549,8 @@ def machine_meta(args, spec: dict) -> dict:
             "nginx": _first_line(["nginx", "-v"]),
             "wrk": _first_line(["wrk", "--version"]),
             "iperf3": _first_line(["iperf3", "--version"]),
+            "h2load": _first_line(["h2load", "--version"]),
+            "openssl": _first_line(["openssl", "version"]),
         },
         "rounds": args.rounds,
         "http_duration": args.http_duration,
@@ -413,6 +560,12 @@ def machine_meta(args, spec: dict) -> dict:
         "http_command": f"wrk -t1 -c{args.connections} -d{args.http_duration}s --latency "
                         f"-s benchmarks/lib/wrk-json.lua http://127.0.0.1:PORT/index.html",
         "tcp_command": f"iperf3 -c 127.0.0.1 -p PORT -t {args.tcp_duration} -J",
+        "tls_duration": args.tls_duration,
+        "handshakes": args.handshakes,
+        "h2load_commands": {sc: shlex.join(h2load_cmd(sc, args.tls_duration, args.handshakes,
+                                                      "https://127.0.0.1:PORT/index.html"))
+                            for sc in H2LOAD},
+        "scenarios": [sc for sc in SCENARIOS if spec["targets"].get(sc)],
         **spec.get("meta", {}),
     }
 
@@ -570,8 +723,123 @@ def build_report(raw: dict) -> str:
                     verdict = "met" if best_ratio >= goal else f"missed by {(goal - best_ratio) / goal * 100:.0f}%"
                     L.append(f"- Target ≥ {goal:.2f}× {ref['label']}: best Meshgate ({best['label']}) "
                              f"{best_ratio:.2f}× → **{verdict}**")
+    build_tls_report(L, meta, targets, runs)
+    build_telemetry_report(L, meta, targets, runs)
     L.append("")
     return "\n".join(L)
+
+
+def build_tls_report(L: list[str], meta: dict, targets: dict, runs: dict) -> None:
+    for scenario in ("https", "handshake", "h2"):
+        tlist = targets.get(scenario, [])
+        if not tlist:
+            continue
+        unit = "handshakes/s" if scenario == "handshake" else "req/s"
+        per = "handshake" if scenario == "handshake" else "req"
+        L.append("")
+        L.append(f"## {TLS_TITLES[scenario]}")
+        L.append("")
+        how = ("each request on a new connection: requests = full handshakes" if scenario == "handshake"
+               else f"{meta.get('tls_duration')} s per run")
+        L.append(f"Load: `{meta.get('h2load_commands', {}).get(scenario, '?')}`; {how}.")
+        L.append("")
+        L.append(f"| target | {unit} median | min–max | mean request ms | proxy CPU µs/{per} | errors | TLS / ALPN | other load, cores |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for t in tlist:
+            rr = runs.get(scenario, {}).get(t["name"], [])
+            ok = [r for r in rr if r.get("ok")]
+            if not ok:
+                err = next((r.get("error") for r in rr if r.get("error")), "not run")
+                L.append(f"| {t['label']} | failed: {err} | | | | | | |")
+                continue
+            m, lo, hi = summarize(rr, "rps")
+            errs = sum(r.get("errors", 0) for r in ok)
+            protos = sorted({f"{r.get('tls')} / {r.get('alpn')}" for r in ok})
+            L.append(f"| {t['label']} | {f0(m)} | {f0(lo)}–{f0(hi)} | {f2(summarize(rr, 'mean_ms')[0])} | "
+                     f"{f1(summarize(rr, 'cpu_us_per_req')[0])} | {errs} | {', '.join(protos)} | {other_cell(rr)} |")
+        ha = next((t for t in tlist if t["name"] == "haproxy"), None)
+        ng = next((t for t in tlist if t["name"] == "nginx"), None)
+        if ha and ng:
+            xs = per_round_ratios(runs[scenario].get("nginx", []), runs[scenario].get("haproxy", []), "rps")
+            L.append("")
+            L.append(f"Peer check, nginx ÷ HAProxy per round: {ratio_cell(xs)}.")
+        meshes = [t for t in tlist if t.get("kind") == "meshgate"]
+        refs = [t for t in tlist if t["name"] in REFERENCES[scenario]]
+        if not (meshes and refs):
+            continue
+        L.append("")
+        L.append(f"| Meshgate | vs | {unit} | CPU per {per} |")
+        L.append("|---|---|---|---|")
+        for m in meshes:
+            for ref in refs:
+                a, b = runs[scenario].get(m["name"], []), runs[scenario].get(ref["name"], [])
+                L.append(f"| {m['label']} | {ref['label']} | {ratio_cell(per_round_ratios(a, b, 'rps'))} | "
+                         f"{ratio_cell(per_round_ratios(a, b, 'cpu_us_per_req'))} |")
+        L.append("")
+        for goal_ref, goal in GOALS[scenario]:
+            ref = next((t for t in refs if t["name"] == goal_ref), None)
+            if not ref:
+                continue
+            best, best_ratio = None, None
+            for m in meshes:
+                xs = per_round_ratios(runs[scenario].get(m["name"], []), runs[scenario].get(ref["name"], []), "rps")
+                if xs and (best_ratio is None or med(xs) > best_ratio):
+                    best, best_ratio = m, med(xs)
+            if best is None:
+                L.append(f"- Target {unit} ≥ {goal:.2f}× {ref['label']}: no Meshgate figure.")
+            else:
+                verdict = "met" if best_ratio >= goal else f"missed by {(goal - best_ratio) / goal * 100:.0f}%"
+                L.append(f"- Target {unit} ≥ {goal:.2f}× {ref['label']}: best Meshgate ({best['label']}) "
+                         f"{best_ratio:.2f}× → **{verdict}**")
+
+
+def build_telemetry_report(L: list[str], meta: dict, targets: dict, runs: dict) -> None:
+    tlist = targets.get("telemetry", [])
+    if not tlist:
+        return
+    tr = runs.get("telemetry", {})
+    L.append("")
+    L.append("## Telemetry overhead (HTTP/1.1 keep-alive, Meshgate variants)")
+    L.append("")
+    L.append(f"Load: `{meta['http_command']}` against each variant, interleaved like the other scenarios.")
+    L.append("")
+    L.append("| variant | req/s median | req/s min–max | p50 ms | p99 ms | proxy CPU µs/req | errors | scrapes | other load, cores |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for t in tlist:
+        rr = tr.get(t["name"], [])
+        ok = [r for r in rr if r.get("ok")]
+        if not ok:
+            err = next((r.get("error") for r in rr if r.get("error")), "not run")
+            L.append(f"| {t['label']} | failed: {err} | | | | | | | |")
+            continue
+        m, lo, hi = summarize(rr, "rps")
+        errs = sum(r.get("errors", 0) for r in ok)
+        scr = "—"
+        if any("scrapes" in r for r in ok):
+            scr = (f"{sum(r.get('scrapes', 0) for r in ok)} ok, {sum(r.get('scrape_failures', 0) for r in ok)} failed, "
+                   f"{max(r.get('scrape_bytes', 0) for r in ok)} B each")
+        L.append(f"| {t['label']} | {f0(m)} | {f0(lo)}–{f0(hi)} | {f2(summarize(rr, 'p50_ms')[0])} | "
+                 f"{f2(summarize(rr, 'p99_ms')[0])} | {f1(summarize(rr, 'cpu_us_per_req')[0])} | {errs} | {scr} | {other_cell(rr)} |")
+    names = {t["name"]: t for t in tlist}
+    L.append("")
+    L.append("Ratios per round, variant ÷ baseline: median (min–max). req/s: higher is better (the target is a floor); "
+             "CPU per request: lower is better.")
+    L.append("")
+    L.append("| variant | baseline | req/s | CPU per request | target (req/s) | verdict |")
+    L.append("|---|---|---|---|---|---|")
+    for var, base, goal in TELEMETRY_GOALS:
+        if var not in names or base not in names:
+            continue
+        a, b = tr.get(var, []), tr.get(base, [])
+        xs = per_round_ratios(a, b, "rps")
+        cs = per_round_ratios(a, b, "cpu_us_per_req")
+        if xs:
+            r = med(xs)
+            verdict = "met" if r >= goal else f"missed by {(goal - r) / goal * 100:.0f}%"
+        else:
+            verdict = "no figure"
+        L.append(f"| {names[var]['label']} | {names[base]['label']} | {ratio_cell(xs)} | {ratio_cell(cs)} | "
+                 f"≥ {goal:.2f}× | **{verdict}** |")
 
 
 def cmd_report(args) -> int:
@@ -603,6 +871,7 @@ def main() -> int:
     c = sub.add_parser("check-http")
     c.add_argument("--url", required=True)
     c.add_argument("--size", type=int)
+    c.add_argument("--cafile", help="verify an https:// URL's certificate against this CA")
 
     m = sub.add_parser("measure")
     m.add_argument("--targets", required=True)
@@ -613,6 +882,8 @@ def main() -> int:
     m.add_argument("--rounds", type=int, default=3)
     m.add_argument("--http-duration", type=int, default=10)
     m.add_argument("--tcp-duration", type=int, default=10)
+    m.add_argument("--tls-duration", type=int, default=10)
+    m.add_argument("--handshakes", type=int, default=10000)
     m.add_argument("--connections", type=int, default=50)
     m.add_argument("--warmup", type=int, default=2)
 
@@ -628,7 +899,7 @@ def main() -> int:
         ok = wait_until(lambda: http_status(args.url, 1.0)[0] == 200, args.timeout, args.pid, args.url)
         return 0 if ok else 1
     if args.cmd == "check-http":
-        status, body = http_status(args.url)
+        status, body = http_status(args.url, cafile=args.cafile)
         good = status == 200 and (args.size is None or len(body) == args.size)
         if not good:
             log(f"{args.url}: HTTP {status}, {len(body)} bytes")
