@@ -32,6 +32,13 @@ final class HTTP2ConnectionDrainer: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// A connection error (a protocol violation, or one of swift-nio-http2's flood limits: rapid
+    /// resets, CONTINUATION floods, control-frame floods) has already been answered with GOAWAY by
+    /// the HTTP/2 handler; the connection is closed here.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent, !self.draining {
             self.draining = true
