@@ -37,11 +37,8 @@ public final class HTTPConnectionPools: Sendable {
 
 /// The idle connections of one event loop. Confined to that loop: every method asserts it.
 final class LoopPool: @unchecked Sendable {
-    /// At most this many idle connections per key; more are closed when released. High enough for
-    /// an HTTP/2 client's concurrent streams (h2load -c16 -m100 is 800 per loop), each of which
-    /// holds one HTTP/1.1 upstream connection until upstream HTTP/2 pooling exists: a lower cap made
-    /// every burst reconnect.
-    static let maxIdlePerKey = 1024
+    /// At most this many idle connections per key; more are closed when released.
+    static let maxIdlePerKey = 256
 
     let eventLoop: EventLoop
     private let connector: HTTPConnectionPools.Connector
