@@ -103,6 +103,37 @@ import Testing
         #expect(share > 0.18 && share < 0.22)
     }
 
+    @Test func tlsRouteMatchEntriesPairTheirOwnSNIHostsAndPort() {
+        let route = TLSRoute(
+            match: [TLSMatch(sniHosts: ["a.example.com"], port: 443), TLSMatch(sniHosts: ["*.internal"], port: 8443)],
+            route: []
+        )
+        let entry = TLSRouteEntry(name: "r", route: route, listenerGateways: [], destinations: WeightedClusters([]))
+        #expect(entry.matches(serverName: "a.example.com", port: 443))
+        #expect(entry.matches(serverName: "db.internal", port: 8443))
+        #expect(!entry.matches(serverName: "a.example.com", port: 8443), "a's port is 443 only")
+        #expect(!entry.matches(serverName: "db.internal", port: 443))
+    }
+
+    @Test func hopByHopHeadersAndTheOnesConnectionNamesAreNotForwarded() {
+        var summary = HopByHop.RequestSummary()
+        let headers = HTTPHeaders([
+            ("X-Secret", "s"), ("Host", "h"), ("Connection", "keep-alive, X-Secret"), ("TE", "trailers"),
+            ("X-Forwarded-For", "1.2.3.4"), ("Expect", "100-continue"), ("User-Agent", "ua"),
+        ])
+        let out = HopByHop.upstreamRequestHeaders(headers, clientIP: "10.0.0.1", scheme: "https", summary: &summary)
+        #expect(out.map(\.name) == ["Host", "User-Agent", "x-forwarded-for", "x-forwarded-proto", "x-request-id"])
+        #expect(out.first(name: "x-forwarded-for") == "1.2.3.4, 10.0.0.1")
+        #expect(summary.host == "h" && summary.userAgent == "ua" && summary.expectsContinue)
+        var framing = HopByHop.ResponseFraming()
+        let response = HopByHop.downstreamResponseHeaders(
+            HTTPHeaders([("Connection", "close, X-Hop"), ("X-Hop", "1"), ("Transfer-Encoding", "chunked"), ("X-Keep", "2")]),
+            framing: &framing
+        )
+        #expect(response.map(\.name) == ["Transfer-Encoding", "X-Keep"])
+        #expect(framing.isChunked && !framing.hasContentLength)
+    }
+
     @Test func requestIDsAreVersion4UUIDs() {
         let id = RequestID.make()
         #expect(id.count == 36)

@@ -27,7 +27,7 @@ enum HopByHop {
     static func upstreamRequestHeaders(
         _ headers: HTTPHeaders, clientIP: String, scheme: String, summary: inout RequestSummary
     ) -> HTTPHeaders {
-        let named = Self.connectionNamedHeaders(headers)
+        var named: [String] = []
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 3)
         var forwardedFor: String?
@@ -49,11 +49,11 @@ enum HopByHop {
             case 17 where name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
                 continue
             default:
-                if Self.isHopByHop(name) { continue }
+                if Self.isHopByHop(name, value: value, named: &named) { continue }
             }
-            if !named.isEmpty && named.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { continue }
             out.add(name: name, value: value)
         }
+        Self.remove(named, from: &out)
         summary.forwardedFor = forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP
         out.add(name: "x-forwarded-for", value: summary.forwardedFor)
         out.add(name: "x-forwarded-proto", value: scheme)
@@ -68,43 +68,46 @@ enum HopByHop {
 
     /// The response as it goes downstream: hop-by-hop removed; its framing reported.
     static func downstreamResponseHeaders(_ headers: HTTPHeaders, framing: inout ResponseFraming) -> HTTPHeaders {
-        let named = Self.connectionNamedHeaders(headers)
+        var named: [String] = []
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 2)
         for (name, value) in headers {
-            if Self.isHopByHop(name) { continue }
+            if Self.isHopByHop(name, value: value, named: &named) { continue }
             if name.asciiCaseInsensitiveEquals("content-length") {
                 framing.hasContentLength = true
             } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
                 framing.isChunked = value.lowercased().hasSuffix("chunked")
             }
-            if !named.isEmpty && named.contains(where: { name.asciiCaseInsensitiveEquals($0) }) { continue }
             out.add(name: name, value: value)
         }
+        Self.remove(named, from: &out)
         return out
     }
 
-    private static func isHopByHop(_ name: String) -> Bool {
+    /// Whether `name` is hop-by-hop. A `Connection` header's tokens (other than `close` and
+    /// `keep-alive`) are added to `named`: those headers are hop-by-hop too, removed after the pass.
+    private static func isHopByHop(_ name: String, value: String, named: inout [String]) -> Bool {
         switch name.utf8.count {
         case 2: return name.asciiCaseInsensitiveEquals("te")
         case 7: return name.asciiCaseInsensitiveEquals("trailer") || name.asciiCaseInsensitiveEquals("upgrade")
-        case 10: return name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive")
+        case 10:
+            if name.asciiCaseInsensitiveEquals("connection") {
+                for token in value.split(separator: ",") {
+                    let token = token.trimmingASCIISpaces().lowercased()
+                    if token != "close" && token != "keep-alive" && !token.isEmpty { named.append(token) }
+                }
+                return true
+            }
+            return name.asciiCaseInsensitiveEquals("keep-alive")
         case 16: return name.asciiCaseInsensitiveEquals("proxy-connection")
         case 18: return name.asciiCaseInsensitiveEquals("proxy-authenticate")
         default: return false
         }
     }
 
-    /// Header names listed in `Connection` (other than `close` / `keep-alive`), lower-cased.
-    private static func connectionNamedHeaders(_ headers: HTTPHeaders) -> [String] {
-        var named: [String] = []
-        for (name, value) in headers where name.asciiCaseInsensitiveEquals("connection") {
-            for token in value.split(separator: ",") {
-                let token = token.trimmingASCIISpaces().lowercased()
-                if token != "close" && token != "keep-alive" && !token.isEmpty { named.append(token) }
-            }
-        }
-        return named
+    /// Removes the headers a `Connection` header named (rare: almost no client names any).
+    private static func remove(_ named: [String], from headers: inout HTTPHeaders) {
+        for name in named { headers.remove(name: name) }
     }
 }
 

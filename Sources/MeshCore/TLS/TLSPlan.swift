@@ -58,24 +58,24 @@ public struct CertificateInfo: Sendable, Codable, Hashable {
     public var port: Int
 }
 
-/// One `tls[]` rule for a listener: SNI patterns and weighted destinations.
+/// One `tls[]` rule for a listener: its match entries (OR'ed) and weighted destinations.
 public struct TLSRouteEntry: Sendable {
     public let name: String
-    let sniHosts: [String]
-    let ports: [Int?]
+    /// Each applicable `match[]` entry: its SNI patterns and optional port (both must hold).
+    let matches: [(sniHosts: [String], port: Int?)]
     public let destinations: WeightedClusters
 
     init(name: String, route: TLSRoute, listenerGateways: [String], destinations: WeightedClusters) {
         self.name = name
-        let applicable = route.match.filter { match in
+        self.matches = route.match.filter { match in
             match.gateways.isEmpty || match.gateways.contains { listenerGateways.contains($0) }
-        }
-        self.sniHosts = applicable.flatMap(\.sniHosts)
-        self.ports = applicable.map(\.port)
+        }.map { ($0.sniHosts, $0.port) }
         self.destinations = destinations
     }
 
     public func matches(serverName: String, port: Int) -> Bool {
-        self.ports.contains { $0 == nil || $0 == port } && self.sniHosts.contains { hostMatches(pattern: $0, host: serverName) }
+        self.matches.contains { match in
+            (match.port == nil || match.port == port) && match.sniHosts.contains { hostMatches(pattern: $0, host: serverName) }
+        }
     }
 }

@@ -10,7 +10,7 @@ enum PrometheusText {
         var pairs: [(String, String)] = []
         var rest = text[...]
         while let equals = rest.firstIndex(of: "=") {
-            let name = String(rest[..<equals]).trimmingCharacters(in: ",")
+            let name = String(rest[..<equals].drop { $0 == "," })  // the separator before it
             var index = rest.index(after: equals)  // at the opening quote
             guard index < rest.endIndex, rest[index] == "\"" else { break }
             index = rest.index(after: index)
@@ -50,11 +50,5 @@ enum PrometheusText {
     static func value(_ number: Double) -> String {
         if number == number.rounded(), abs(number) < 1e15 { return String(Int64(number)) }
         return String(number)
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        String(self.drop { $0 == set })
     }
 }
