@@ -2,7 +2,7 @@ import Testing
 
 @testable import MeshConfig
 
-/// The real Istio samples in shared/istio load without errors once their services are declared.
+/// The real Istio samples in tests/fixtures/istio load without errors once their services are declared.
 @Suite struct FixtureTests {
     @Test func bookinfoGatewayAndDestinationRulesLoadWithoutErrors() throws {
         let result = ConfigLoader.load(files: [

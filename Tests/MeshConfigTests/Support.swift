@@ -13,13 +13,12 @@ func load(_ files: [(String, String)]) -> ConfigLoadResult {
     ConfigLoader.load(files: files.map { ConfigFile(path: $0.0, contents: $0.1) })
 }
 
-/// The shared Istio samples beside the repository: `<repo>/../shared/istio`.
+/// Istio's sample configs, kept in the repository as fixtures: `<repo>/tests/fixtures/istio`.
 let istioSamples: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent()  // MeshConfigTests
     .deletingLastPathComponent()  // Tests
     .deletingLastPathComponent()  // repository root
-    .deletingLastPathComponent()
-    .appendingPathComponent("shared/istio")
+    .appendingPathComponent("tests/fixtures/istio")
 
 /// A shared sample file as a ConfigFile named by its path below `istio/`.
 func sample(_ relativePath: String) throws -> ConfigFile {

@@ -26,8 +26,8 @@ from typing import Callable, TypeVar
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-ISTIO_SAMPLES = SHARED / "istio"
+# Istio's sample configs, kept in the repository so a clone tests without anything beside it.
+ISTIO_SAMPLES = REPO / "tests" / "fixtures" / "istio"
 BIN = Path(os.environ.get("MESHGATE_BIN", REPO / ".build/debug/meshgate"))
 
 # Bounds, not expectations: how long a wait may take before the test fails.
