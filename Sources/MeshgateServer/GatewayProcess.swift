@@ -15,18 +15,28 @@ public enum GatewayProcess {
     /// `meshgate validate`: everything start-up would check, without binding anything: the
     /// config's diagnostics, then (when it has no error) what compiling finds, such as certificate
     /// files that do not load or a key that does not match its certificate.
-    public static func validate(configDirectory: String) -> [Diagnostic] {
+    public static func validate(configDirectory: String, role: MeshRole = .gateway) -> [Diagnostic] {
         let loaded = ConfigLoader.load(directory: configDirectory)
         guard let configuration = loaded.configuration else { return loaded.diagnostics }
         do {
-            _ = try SnapshotCompiler.compileGateway(configuration, generation: 0)
+            _ = try self.compile(role, configuration, generation: 0)
             return loaded.diagnostics
         } catch {
             return loaded.diagnostics + error.diagnostics
         }
     }
 
-    public static func run(configDirectory: String) async -> Int32 {
+    /// The role's snapshot of a validated configuration.
+    static func compile(
+        _ role: MeshRole, _ configuration: MeshConfiguration, generation: Int, telemetry: SnapshotTelemetry = SnapshotTelemetry()
+    ) throws(SnapshotCompiler.CompileError) -> Snapshot {
+        switch role {
+        case .gateway: return try SnapshotCompiler.compileGateway(configuration, generation: generation, telemetry: telemetry)
+        case .sidecar: return try SnapshotCompiler.compileSidecar(configuration, generation: generation, telemetry: telemetry)
+        }
+    }
+
+    public static func run(configDirectory: String, role: MeshRole = .gateway) async -> Int32 {
         let log = MeshLog()
         let loaded = ConfigLoader.load(directory: configDirectory)
         for diagnostic in loaded.diagnostics {
@@ -40,9 +50,7 @@ public enum GatewayProcess {
         let telemetry = TelemetryObjects(log: log)
         let snapshot: Snapshot
         do {
-            snapshot = try SnapshotCompiler.compileGateway(
-                configuration, generation: 1, telemetry: telemetry.forConfiguration(configuration)
-            )
+            snapshot = try self.compile(role, configuration, generation: 1, telemetry: telemetry.forConfiguration(configuration))
         } catch {
             for diagnostic in error.diagnostics { log.error("config: \(diagnostic)") }
             return 1
@@ -52,6 +60,7 @@ public enum GatewayProcess {
         let loops = settings.eventLoops > 0 ? settings.eventLoops : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let process = GatewayRuntime(
+            role: role,
             configDirectory: configDirectory,
             group: group,
             snapshot: snapshot,
@@ -93,10 +102,15 @@ final class GatewayRuntime: Sendable {
         var lastReload: ReloadOutcome
         var reloadsApplied = 0
         var reloadFailures = 0
+        /// Where the mesh certificate comes from, and when the issued one is renewed.
+        var identitySource: IdentitySource?
+        var renewAt: Date?
     }
 
+    let role: MeshRole
     let configDirectory: String
     let group: EventLoopGroup
+    let identity = MeshIdentity()
     let holder: SnapshotHolder
     let tracker = ConnectionTracker()
     let listeners: ListenerManager
@@ -106,9 +120,10 @@ final class GatewayRuntime: Sendable {
     let state: NIOLockedValueBox<State>
 
     init(
-        configDirectory: String, group: EventLoopGroup, snapshot: Snapshot, diagnostics: [Diagnostic],
+        role: MeshRole, configDirectory: String, group: EventLoopGroup, snapshot: Snapshot, diagnostics: [Diagnostic],
         telemetry: TelemetryObjects, log: MeshLog
     ) {
+        self.role = role
         self.configDirectory = configDirectory
         self.group = group
         self.holder = SnapshotHolder(snapshot)
@@ -118,7 +133,8 @@ final class GatewayRuntime: Sendable {
         self.listeners = ListenerManager(
             group: group,
             holder: self.holder,
-            pools: HTTPConnectionPools(group: group),
+            pools: HTTPConnectionPools(group: group, identity: self.identity),
+            identity: self.identity,
             metrics: self.metrics,
             tracker: self.tracker,
             log: log
@@ -141,6 +157,15 @@ final class GatewayRuntime: Sendable {
         // Signals first, so a SIGTERM during start-up is not lost.
         let signals = SignalStream.make()
         var control: [Channel] = []
+        do {
+            // The certificate before any listener: readiness means certificates loaded and ports bound.
+            try self.installIdentity(for: settings)
+        } catch {
+            self.log.error("mesh certificate: \(error); not starting")
+            return 1
+        }
+        let rotation = Task { await self.rotateCertificates() }
+        defer { rotation.cancel() }
         do {
             control.append(
                 try await SimpleHTTPServer.bind(group: self.group, host: settings.bindAddress, port: settings.readinessPort) { [self] _, path in
@@ -209,11 +234,18 @@ final class GatewayRuntime: Sendable {
         }
         let next: Snapshot
         do {
-            next = try SnapshotCompiler.compileGateway(
-                configuration, generation: current.generation + 1, telemetry: self.telemetry.forConfiguration(configuration)
+            next = try GatewayProcess.compile(
+                self.role, configuration, generation: current.generation + 1, telemetry: self.telemetry.forConfiguration(configuration)
             )
         } catch {
             self.rejectReload(diagnostics + error.diagnostics, current: current)
+            return
+        }
+        do {
+            // certDir files are re-read (replaced on disk, then SIGHUP); caDir issues afresh.
+            try self.installIdentity(for: next.settings)
+        } catch {
+            self.rejectReload(diagnostics + [Diagnostic(.error, at: nil, path: "meshgate.yaml", "mesh certificate: \(error)")], current: current)
             return
         }
         for (name, old, new) in [
@@ -252,6 +284,69 @@ final class GatewayRuntime: Sendable {
         }
         let errors = diagnostics.filter { $0.severity == .error }.count
         self.log.error("reload rejected (\(errors) error(s)); still serving generation \(current.generation)")
+    }
+
+    // MARK: - Mesh certificate
+
+    /// Loads (reads or issues) the certificate the settings name and makes it the one new
+    /// connections use. Settings with neither caDir nor certDir leave the instance without one.
+    func installIdentity(for settings: MeshSettings) throws {
+        guard let source = IdentitySource(settings) else {
+            self.state.withLockedValue {
+                $0.identitySource = nil
+                $0.renewAt = nil
+            }
+            return
+        }
+        let loaded = try source.load()
+        self.identity.install(loaded.material)
+        self.state.withLockedValue {
+            $0.identitySource = source
+            $0.renewAt = loaded.renewAt
+        }
+        self.metrics.setControl(
+            "meshgate_certificate_expiry_timestamp_seconds{identity=\"\(loaded.material.uri)\"}", Double(loaded.material.notValidAfter)
+        )
+        let renewal = loaded.renewAt.map { ", renewal at \(Self.iso(Int($0.timeIntervalSince1970)))" } ?? ""
+        self.log.info("mesh certificate \(loaded.material.uri) (\(loaded.material.origin)), expires \(Self.iso(loaded.material.notValidAfter))\(renewal)")
+    }
+
+    static func iso(_ seconds: Int) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// Renews an issued certificate at half its lifetime (Istio's grace ratio), for as long as the
+    /// process runs. A failed renewal keeps the current certificate and retries every 5s; it is
+    /// logged and counted each time.
+    func rotateCertificates() async {
+        while !Task.isCancelled {
+            let (source, renewAt) = self.state.withLockedValue { ($0.identitySource, $0.renewAt) }
+            guard let source, let renewAt else {
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            let wait = renewAt.timeIntervalSinceNow
+            if wait > 0 {
+                try? await Task.sleep(for: .milliseconds(Int(min(wait, 1) * 1000) + 1))
+                continue
+            }
+            do {
+                let loaded = try source.load()
+                // A reload may have replaced the source meanwhile: install only if it is the same.
+                guard self.state.withLockedValue({ $0.identitySource == source }) else { continue }
+                self.identity.install(loaded.material)
+                self.state.withLockedValue { $0.renewAt = loaded.renewAt }
+                self.metrics.addControl("meshgate_certificate_rotations_total{result=\"success\"}")
+                self.metrics.setControl(
+                    "meshgate_certificate_expiry_timestamp_seconds{identity=\"\(loaded.material.uri)\"}", Double(loaded.material.notValidAfter)
+                )
+                self.log.info("mesh certificate rotated: \(loaded.material.uri), expires \(Self.iso(loaded.material.notValidAfter))")
+            } catch {
+                self.metrics.addControl("meshgate_certificate_rotations_total{result=\"failure\"}")
+                self.log.error("mesh certificate rotation failed: \(error); keeping the current one, retrying in 5s")
+                self.state.withLockedValue { $0.renewAt = Date().addingTimeInterval(5) }
+            }
+        }
     }
 
     // MARK: - Drain

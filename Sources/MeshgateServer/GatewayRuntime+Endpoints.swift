@@ -93,6 +93,16 @@ extension GatewayRuntime {
         var connections: Int
         /// Every certificate the gateway serves, with its subject, SANs and expiry.
         var certificates: [CertificateInfo]
+        /// The mesh certificate (SPIFFE identity), when the instance has one.
+        var meshCertificate: MeshCertificate?
+        struct MeshCertificate: Encodable {
+            var identity: String
+            var origin: String
+            var notValidBefore: Int
+            var notValidAfter: Int
+            var renewAt: Int?
+        }
+        var role: String
     }
 
     func statusDocument() -> StatusDocument {
@@ -117,7 +127,14 @@ extension GatewayRuntime {
             connections: self.tracker.count,
             certificates: snapshot.listeners.values.sorted { $0.port < $1.port }.flatMap { plan in
                 plan.tls?.servers.compactMap(\.certificate) ?? []
-            }
+            },
+            meshCertificate: self.identity.load().map { material in
+                .init(
+                    identity: material.uri, origin: material.origin, notValidBefore: material.notValidBefore,
+                    notValidAfter: material.notValidAfter, renewAt: state.renewAt.map { Int($0.timeIntervalSince1970) }
+                )
+            },
+            role: self.role.rawValue
         )
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MeshConfig
+import MeshCore
 import MeshSampleApps
 import MeshgateServer
 
@@ -12,7 +13,7 @@ struct Meshgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshgate",
         abstract: "An Istio-configured gateway and service mesh for plain Linux hosts.",
-        subcommands: [GatewayCommand.self, ValidateCommand.self, SampleAppCommand.self, CACommand.self]
+        subcommands: [GatewayCommand.self, SidecarCommand.self, ValidateCommand.self, SampleAppCommand.self, CACommand.self]
     )
 }
 
@@ -31,6 +32,21 @@ struct GatewayCommand: AsyncParsableCommand {
     }
 }
 
+struct SidecarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sidecar",
+        abstract: "Run beside one workload: mesh mTLS inbound to the app, the app's outbound calls routed into the mesh."
+    )
+
+    @Option(name: .long, help: "The config directory: meshgate.yaml (workload, appPorts, caDir or certDir) plus Istio YAML files.")
+    var config: String = "/etc/meshgate/sidecar"
+
+    func run() async throws {
+        let code = await GatewayProcess.run(configDirectory: self.config, role: .sidecar)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
@@ -40,8 +56,11 @@ struct ValidateCommand: ParsableCommand {
     @Argument(help: "The config directory.")
     var directory: String
 
+    @Flag(name: .long, help: "Check it as a sidecar's config (workload, appPorts, caDir or certDir).")
+    var sidecar = false
+
     func run() throws {
-        let diagnostics = GatewayProcess.validate(configDirectory: self.directory)
+        let diagnostics = GatewayProcess.validate(configDirectory: self.directory, role: self.sidecar ? .sidecar : .gateway)
         for diagnostic in diagnostics {
             print(diagnostic)
         }

@@ -97,4 +97,5 @@ struct Declarations {
     var services: [ServiceDeclaration] = []
     var workloads: [WorkloadDeclaration] = []
     var telemetry: [TelemetryPolicy] = []
+    var peerAuthentications: [PeerAuthentication] = []
 }

@@ -2,8 +2,14 @@
 enum DestinationRuleDecoder {
     static let spec = Schema(["host", "trafficPolicy", "subsets"], unsupported: ["exportTo", "workloadSelector"])
     static let trafficPolicy = Schema(
-        ["loadBalancer", "connectionPool"],
-        unsupported: ["outlierDetection", "tls", "portLevelSettings", "tunnel", "proxyProtocol", "retryBudget"]
+        ["loadBalancer", "connectionPool", "tls", "portLevelSettings"],
+        unsupported: ["outlierDetection", "tunnel", "proxyProtocol", "retryBudget"]
+    )
+    static let portTrafficPolicy = Schema(["port", "loadBalancer", "connectionPool", "tls"], unsupported: ["outlierDetection"])
+    static let portSelector = Schema(["number"])
+    static let clientTLS = Schema(
+        ["mode", "clientCertificate", "privateKey", "caCertificates", "sni", "subjectAltNames", "insecureSkipVerify", "credentialName"],
+        unsupported: ["caCrl"]
     )
     static let loadBalancer = Schema(
         ["simple"], unsupported: ["consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"]
@@ -63,12 +69,48 @@ enum DestinationRuleDecoder {
         let pool = policy.map("connectionPool", Self.connectionPool)
         let tcp = pool?.map("tcp", Self.tcpSettings)
         let http = pool?.map("http", Self.httpSettings)
+        var portLevel: [Int: TrafficPolicy] = [:]
+        for entry in policy.maps("portLevelSettings", Self.portTrafficPolicy) ?? [] {
+            guard let number = entry.required("port")?.map(Self.portSelector)?.required("number")?.port() else { continue }
+            if portLevel[number] != nil {
+                entry.field.error("port \(number) already has settings")
+                continue
+            }
+            portLevel[number] = self.trafficPolicy(entry)
+        }
         return TrafficPolicy(
             connectTimeout: tcp?["connectTimeout"].flatMap(self.connectTimeout),
             maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
             maxRequestsPerConnection: http?.int("maxRequestsPerConnection", in: 0...Int(Int32.max)),
             upstreamIdleTimeout: http?.duration("idleTimeout"),
-            loadBalancer: policy.map("loadBalancer", Self.loadBalancer)?["simple"].flatMap(self.loadBalancer)
+            loadBalancer: policy.map("loadBalancer", Self.loadBalancer)?["simple"].flatMap(self.loadBalancer),
+            tls: policy.map("tls", Self.clientTLS).flatMap(self.clientTLS),
+            portLevel: portLevel
+        )
+    }
+
+    /// `tls`: the mode, and the files SIMPLE and MUTUAL need (MUTUAL: a client certificate and key).
+    private static func clientTLS(_ tls: MapReader) -> ClientTLSSettings? {
+        guard let mode = tls.required("mode")?.oneOf(
+            ["DISABLE": ClientTLSSettings.Mode.disable, "SIMPLE": .simple, "MUTUAL": .mutual, "ISTIO_MUTUAL": .istioMutual]
+        ) else { return nil }
+        if tls["credentialName"] != nil {
+            tls.field.warning("credentialName applies to gateways reading Kubernetes secrets; name the files with clientCertificate, privateKey and caCertificates")
+        }
+        let certificate = tls.string("clientCertificate")
+        let key = tls.string("privateKey")
+        if mode == .mutual, certificate == nil || key == nil {
+            tls.field.error("MUTUAL needs clientCertificate and privateKey")
+        }
+        if mode == .istioMutual || mode == .disable {
+            for key in ["clientCertificate", "privateKey", "caCertificates"] where tls[key] != nil {
+                tls[key]?.warning("\(key) is ignored with mode \(mode.rawValue)")
+            }
+        }
+        return ClientTLSSettings(
+            mode: mode, clientCertificatePath: certificate, privateKeyPath: key, caCertificatesPath: tls.string("caCertificates"),
+            sni: tls.string("sni"), subjectAltNames: tls["subjectAltNames"]?.strings()?.map(\.value) ?? [],
+            insecureSkipVerify: tls.bool("insecureSkipVerify") ?? false, location: tls.location
         )
     }
 

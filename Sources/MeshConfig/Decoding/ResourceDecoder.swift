@@ -78,6 +78,18 @@ struct ResourceDecoder {
             } else if let envelope = resource.map(Self.envelope) {
                 self.sink.error(at: envelope.place(of: "kind"), "unknown kind \(kind) in \(apiVersion) (did you mean Telemetry?)")
             }
+        case (PeerAuthenticationDecoder.group, _):
+            guard PeerAuthenticationDecoder.versions.contains(version) else {
+                self.unknownVersion(resource, apiVersion, reads: "security.istio.io/v1beta1 and v1")
+                return
+            }
+            if kind == "PeerAuthentication" {
+                self.decodeResource(resource, kind: kind)
+            } else if PeerAuthenticationDecoder.skippedKinds.contains(kind) {
+                self.sink.info(at: resource.place, "skipped: Meshgate does not run \(kind)")
+            } else if let envelope = resource.map(Self.envelope) {
+                self.sink.error(at: envelope.place(of: "kind"), "unknown kind \(kind) in \(apiVersion)")
+            }
         case ("", "Service") where version == "v1":
             self.decodeResource(resource, kind: kind)
         case ("", "List") where version == "v1":
@@ -138,6 +150,8 @@ struct ResourceDecoder {
             WorkloadEntryDecoder.decode(meta: meta, spec: spec).map { self.declarations.workloads.append($0) }
         case "Telemetry":
             TelemetryDecoder.decode(meta: meta, spec: spec).map { self.declarations.telemetry.append($0) }
+        case "PeerAuthentication":
+            PeerAuthenticationDecoder.decode(meta: meta, spec: spec).map { self.declarations.peerAuthentications.append($0) }
         default:
             KubernetesServiceDecoder.decode(meta: meta, spec: spec).map { self.declarations.services.append($0) }
         }

@@ -78,7 +78,7 @@ enum ServerTLSDecoder {
             valid = false
         }
         let subjectAltNames = tls["subjectAltNames"].map { self.nonEmptyStrings($0, what: "subject alt name") } ?? []
-        let cipherSuites = tls["cipherSuites"].map { self.nonEmptyStrings($0, what: "cipher suite") } ?? []
+        let cipherSuites = tls["cipherSuites"].map(self.cipherSuites) ?? []
         guard valid, let mode else { return nil }
         return ServerTLSSettings(
             mode: mode, certificatePath: certificate, privateKeyPath: privateKey, caCertificatesPath: ca,
@@ -172,6 +172,31 @@ enum ServerTLSDecoder {
     }
 
     /// A list of non-empty strings; duplicates are reported as warnings and left out.
+    /// The TLS 1.2 cipher suites Envoy (BoringSSL) accepts by name, the list Istio documents for
+    /// `cipherSuites`. An unknown name is an error here: BoringSSL would refuse the whole list.
+    static let knownCipherSuites: [String] = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+        "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
+        "ECDHE-PSK-AES128-CBC-SHA", "ECDHE-PSK-AES256-CBC-SHA", "ECDHE-PSK-CHACHA20-POLY1305",
+        "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA", "PSK-AES128-CBC-SHA", "PSK-AES256-CBC-SHA",
+        "DES-CBC3-SHA",
+    ]
+
+    private static func cipherSuites(_ field: Field) -> [String] {
+        let names = self.nonEmptyStrings(field, what: "cipher suite")
+        var known: [String] = []
+        for (value, item) in field.strings() ?? [] where names.contains(value) && !known.contains(value) {
+            if self.knownCipherSuites.contains(value) {
+                known.append(value)
+            } else {
+                let hint = closestName(to: value, among: self.knownCipherSuites).map { " (did you mean \($0)?)" } ?? ""
+                item.error("unknown cipher suite \(value)\(hint)")
+            }
+        }
+        return known
+    }
+
     private static func nonEmptyStrings(_ field: Field, what: String) -> [String] {
         var result: [String] = []
         for (value, item) in field.strings() ?? [] {

@@ -5,12 +5,14 @@ enum SettingsDecoder {
         [
             "labels", "namespace", "bindAddress", "readinessPort", "adminPort", "drainTimeout", "eventLoops", "credentialsDir",
             "tcpIdleTimeout", "httpIdleTimeout", "workloadName", "metricsPort", "tcpReportingDuration", "accessLogFile",
-            "accessLogEncoding", "tracing",
+            "accessLogEncoding", "tracing", "trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir", "certTTL",
+            "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP",
         ],
         unknownSeverity: .warning
     )
     static let tracing = Schema(["sampling", "zipkin"], unknownSeverity: .warning)
     static let zipkin = Schema(["address"], unknownSeverity: .warning)
+    static let workload = Schema(["name", "namespace", "serviceAccount", "labels", "address"], unknownSeverity: .warning)
 
     static func decode(_ documents: [RawNode], file: String, sink: DiagnosticSink) -> MeshSettings {
         var settings = MeshSettings()
@@ -59,7 +61,69 @@ enum SettingsDecoder {
                 }
             }
         }
+        self.decodeMesh(map, into: &settings)
         return settings
+    }
+
+    /// The mesh identity and the sidecar keys. `workload:` is the sidecar's way of writing the
+    /// instance's own name, namespace, service account, labels and bind address.
+    private static func decodeMesh(_ map: MapReader, into settings: inout MeshSettings) {
+        for key in ["trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir"] {
+            guard let field = map[key], let text = field.string() else { continue }
+            if text.isEmpty {
+                field.error("\(key) must not be empty")
+                continue
+            }
+            switch key {
+            case "trustDomain": settings.trustDomain = text
+            case "rootNamespace": settings.rootNamespace = text
+            case "serviceAccount": settings.serviceAccount = text
+            case "caDir": settings.caDir = text
+            default: settings.certDir = text
+            }
+        }
+        if settings.caDir != nil, settings.certDir != nil, let field = map["certDir"] {
+            field.error("set caDir (issue certificates in process) or certDir (read issued ones), not both")
+        }
+        if let field = map["certTTL"], let ttl = field.duration() {
+            if ttl < .seconds(2) { field.error("certTTL must be at least 2s") } else { settings.certTTL = ttl }
+        }
+        if let workload = map.map("workload", Self.workload) {
+            if let name = workload.string("name"), !name.isEmpty { settings.workloadName = name }
+            settings.namespace = workload.string("namespace") ?? "default"
+            if let account = workload.string("serviceAccount") { settings.serviceAccount = account }
+            settings.labels = workload.stringMap("labels") ?? [:]
+            if let address = workload.string("address") { settings.bindAddress = address }
+        }
+        if let port = map["inboundPort"]?.port() { settings.inboundPort = port }
+        if let port = map["outboundPort"]?.port() { settings.outboundPort = port }
+        if let field = map["appPorts"], let entries = field.entries() {
+            for entry in entries {
+                let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
+                guard let servicePort = Int(entry.key), (1...65535).contains(servicePort) else {
+                    item.error("'\(entry.key)' is not a service port (1..65535)")
+                    continue
+                }
+                if let appPort = item.port() { settings.appPorts[servicePort] = appPort }
+            }
+        }
+        if let field = map["outboundTCP"], let entries = field.entries() {
+            for entry in entries {
+                let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
+                guard let localPort = Int(entry.key), (1...65535).contains(localPort) else {
+                    item.error("'\(entry.key)' is not a local port (1..65535)")
+                    continue
+                }
+                guard let text = item.string() else { continue }
+                if let problem = hostPortProblem(text) {
+                    item.error("invalid service \"\(text)\": \(problem) (the service's host and port, as tcp-echo:9000)")
+                    continue
+                }
+                let colon = text.lastIndex(of: ":")!
+                let host = resolveHost(String(text[..<colon]), namespace: settings.namespace)
+                settings.outboundTCP[localPort] = OutboundTCPService(host: host, port: Int(text[text.index(after: colon)...])!)
+            }
+        }
     }
 
     /// Why `host:port` is not one (nil when it is): a host, or a bracketed IPv6 address, and a port 1...65535.

@@ -28,6 +28,17 @@ enum ConfigPaths {
         let credentialsDir = declarations.settings.credentialsDir
         let settingsBase = configDirectory ?? firstFile.map(self.directory(of:)) ?? "."
         declarations.settings.credentialsDir = self.resolve(credentialsDir, against: settingsBase)
+        declarations.settings.caDir = declarations.settings.caDir.map { self.resolve($0, against: settingsBase) }
+        declarations.settings.certDir = declarations.settings.certDir.map { self.resolve($0, against: settingsBase) }
+        for index in declarations.destinationRules.indices {
+            let rule = declarations.destinationRules[index].rule
+            let base = configDirectory ?? rule.meta.location.map { self.directory(of: $0.file) } ?? "."
+            declarations.destinationRules[index].rule.trafficPolicy = rule.trafficPolicy.map { self.resolve($0, base: base) }
+            for subset in rule.subsets.indices {
+                declarations.destinationRules[index].rule.subsets[subset].trafficPolicy =
+                    rule.subsets[subset].trafficPolicy.map { self.resolve($0, base: base) }
+            }
+        }
         for index in declarations.gateways.indices {
             let gateway = declarations.gateways[index].gateway
             let base = configDirectory ?? gateway.meta.location.map { self.directory(of: $0.file) } ?? "."
@@ -38,6 +49,19 @@ enum ConfigPaths {
                 )
             }
         }
+    }
+
+    /// A DestinationRule's client certificate, key and CA files, at every port level.
+    private static func resolve(_ policy: TrafficPolicy, base: String) -> TrafficPolicy {
+        var policy = policy
+        if var tls = policy.tls {
+            tls.clientCertificatePath = tls.clientCertificatePath.map { self.resolve($0, against: base) }
+            tls.privateKeyPath = tls.privateKeyPath.map { self.resolve($0, against: base) }
+            tls.caCertificatesPath = tls.caCertificatesPath.map { self.resolve($0, against: base) }
+            policy.tls = tls
+        }
+        policy.portLevel = policy.portLevel.mapValues { self.resolve($0, base: base) }
+        return policy
     }
 
     /// `credentialName: NAME` → `CREDENTIALS-DIR/NAME/tls.crt`, `tls.key`, and `ca.crt` when client

@@ -22,6 +22,7 @@ enum LoadPipeline {
         var declarations = decoder.declarations
         declarations.settings = settings ?? MeshSettings()
         let settingsFile = files.first { Self.isSettingsFile($0.path) }
+        declarations.settings.sourceFile = settingsFile?.path
         ConfigPaths.resolveTLS(
             in: &declarations,
             configDirectory: configDirectory ?? settingsFile.map { ConfigPaths.directory(of: $0.path) },

@@ -38,6 +38,49 @@ public struct MeshSettings: Sendable, Hashable {
     /// config directory (absolute when loaded by ``ConfigLoader/load(directory:)``).
     public var credentialsDir: String = "certs"
 
+    // MARK: Mesh identity
+
+    /// The mesh's trust domain: identities are `spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT`.
+    /// Default `cluster.local`, Istio's.
+    public var trustDomain: String = "cluster.local"
+
+    /// Istio's root namespace: a PeerAuthentication here with no selector is mesh-wide.
+    /// Default `istio-system`.
+    public var rootNamespace: String = "istio-system"
+
+    /// This instance's service account, the `sa` of its SPIFFE identity. Default
+    /// `istio-ingressgateway-service-account`, the account of Istio's ingress gateway.
+    public var serviceAccount: String = "istio-ingressgateway-service-account"
+
+    /// A mesh CA directory (`root-cert.pem`, `root-key.pem`, as `meshgate ca init` writes): the
+    /// instance issues its own certificate in process and renews it at half its lifetime.
+    /// Resolved against the config directory. nil = none.
+    public var caDir: String? = nil
+
+    /// Or a directory with `cert-chain.pem`, `key.pem` and `root-cert.pem` (as `meshgate ca issue`
+    /// writes), re-read on every reload. Resolved against the config directory. nil = none.
+    public var certDir: String? = nil
+
+    /// Lifetime of certificates issued in process (`caDir`). Default 24h, Istio's `SECRET_TTL`.
+    public var certTTL: Duration = .seconds(24 * 3600)
+
+    // MARK: Sidecar role (`meshgate sidecar`)
+
+    /// The port receiving the mesh's traffic for the workload (mTLS, or plain text when
+    /// PeerAuthentication allows it), on the workload's address. Default 15006, Istio's.
+    public var inboundPort: Int = 15006
+
+    /// The port the workload sends its outbound HTTP calls to (routed by Host), on the workload's
+    /// address. Default 15001, Istio's.
+    public var outboundPort: Int = 15001
+
+    /// Service port → the port the local app listens on (on the workload's address). The inbound
+    /// side forwards a connection for service port P to `appPorts[P]`.
+    public var appPorts: [Int: Int] = [:]
+
+    /// Outbound TCP: a local port per TCP service the workload calls (`port: host:servicePort`).
+    public var outboundTCP: [Int: OutboundTCPService] = [:]
+
     // MARK: Telemetry
 
     /// The workload name this instance reports as (`source_workload` on a gateway's metrics,
@@ -66,7 +109,21 @@ public struct MeshSettings: Sendable, Hashable {
     /// Zipkin collector `host:port` (spans are POSTed to `/api/v2/spans`); nil = no span export.
     public var zipkinAddress: String? = nil
 
+    /// The meshgate.yaml these settings came from (for diagnostics); nil for defaults.
+    public var sourceFile: String? = nil
+
     public init() {}
+}
+
+/// One `outboundTCP` entry: the service (FQDN) and service port a local outbound port leads to.
+public struct OutboundTCPService: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
 }
 
 public enum AccessLogEncoding: String, Sendable, Hashable {

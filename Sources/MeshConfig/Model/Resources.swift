@@ -12,6 +12,8 @@ public struct MeshConfiguration: Sendable {
     /// Every `Telemetry` resource, in file order; ``effectiveTelemetry(for:policies:mode:)`` picks
     /// those that select this instance.
     public var telemetry: [TelemetryPolicy]
+    /// Every `PeerAuthentication`; ``peerAuthenticationMode(namespace:labels:appPort:)`` resolves them.
+    public var peerAuthentications: [PeerAuthentication] = []
 
     public init(
         settings: MeshSettings = MeshSettings(),
@@ -309,19 +311,27 @@ public struct TrafficPolicy: Sendable, Hashable {
     public var upstreamIdleTimeout: Duration?
     /// `loadBalancer.simple`.
     public var loadBalancer: LoadBalancerPolicy?
+    /// `tls`: how to originate TLS; nil = auto (ISTIO_MUTUAL to endpoints with a sidecar, else plain).
+    public var tls: ClientTLSSettings?
+    /// `portLevelSettings`: service port → the policy for that port (over this one).
+    public var portLevel: [Int: TrafficPolicy]
 
     public init(
         connectTimeout: Duration? = nil,
         maxConnections: Int? = nil,
         maxRequestsPerConnection: Int? = nil,
         upstreamIdleTimeout: Duration? = nil,
-        loadBalancer: LoadBalancerPolicy? = nil
+        loadBalancer: LoadBalancerPolicy? = nil,
+        tls: ClientTLSSettings? = nil,
+        portLevel: [Int: TrafficPolicy] = [:]
     ) {
         self.connectTimeout = connectTimeout
         self.maxConnections = maxConnections
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.loadBalancer = loadBalancer
+        self.tls = tls
+        self.portLevel = portLevel
     }
 
     /// Fields set here win over `base` (subset policy over the rule's policy).
@@ -332,8 +342,18 @@ public struct TrafficPolicy: Sendable, Hashable {
             maxConnections: self.maxConnections ?? base.maxConnections,
             maxRequestsPerConnection: self.maxRequestsPerConnection ?? base.maxRequestsPerConnection,
             upstreamIdleTimeout: self.upstreamIdleTimeout ?? base.upstreamIdleTimeout,
-            loadBalancer: self.loadBalancer ?? base.loadBalancer
+            loadBalancer: self.loadBalancer ?? base.loadBalancer,
+            tls: self.tls ?? base.tls,
+            portLevel: self.portLevel.merging(base.portLevel) { mine, _ in mine }
         )
+    }
+
+    /// The policy for one service port: its `portLevelSettings` entry over this policy.
+    public func forPort(_ port: Int) -> TrafficPolicy {
+        guard let portPolicy = self.portLevel[port] else { return self }
+        var merged = portPolicy.overriding(self)
+        merged.portLevel = [:]
+        return merged
     }
 }
 

@@ -15,7 +15,7 @@ enum ConfigValidator {
         gatewayChecks.checkTCPConflicts(declarations.virtualServices)
         routeChecks.checkRules()
         TelemetryChecks.check(declarations.telemetry, settings: declarations.settings, sink: sink)
-        return MeshConfiguration(
+        var configuration = MeshConfiguration(
             settings: declarations.settings,
             gateways: declarations.gateways.map(\.gateway),
             virtualServices: declarations.virtualServices.map(\.virtualService),
@@ -23,5 +23,7 @@ enum ConfigValidator {
             services: registry.services,
             telemetry: declarations.telemetry
         )
+        configuration.peerAuthentications = declarations.peerAuthentications
+        return configuration
     }
 }

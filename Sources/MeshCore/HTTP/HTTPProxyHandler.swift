@@ -14,12 +14,15 @@ public struct HTTPProxyEnvironment: Sendable {
     /// On a TLS connection, the server its SNI chose: requests for hosts it does not serve get 421.
     public let tlsServer: TLSServerPlan?
     /// Requests arrive as HTTP/2 streams (one handler per stream).
-    public let isHTTP2: Bool
+    public var isHTTP2: Bool
+    /// A sidecar's inbound connection: its route to the app and what the app is told of the peer.
+    public let inbound: InboundHTTP?
 
     public init(
         holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int,
-        scheme: String = "http", tlsServer: TLSServerPlan? = nil, isHTTP2: Bool = false
+        scheme: String = "http", tlsServer: TLSServerPlan? = nil, isHTTP2: Bool = false, inbound: InboundHTTP? = nil
     ) {
+        self.inbound = inbound
         self.holder = holder
         self.pools = pools
         self.metrics = metrics
@@ -29,6 +32,14 @@ public struct HTTPProxyEnvironment: Sendable {
         self.tlsServer = tlsServer
         self.isHTTP2 = isHTTP2
     }
+}
+
+/// What an inbound (sidecar) HTTP connection adds to the proxying: the route to the local app, and
+/// `x-forwarded-client-cert` naming the mTLS peer (nil for plain text: any such header a client
+/// sent is removed, so nobody can claim an identity without a certificate).
+public struct InboundHTTP: Sendable {
+    let routes: HTTPRouteTable
+    let forwardedClientCert: String?
 }
 
 /// Sent down a connection's pipeline when the process starts draining: idle keep-alive connections
@@ -355,7 +366,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.sendLocalReply(.httpsRedirect(to: "https://\(request.host)\(head.uri)"))
             return
         }
-        guard let route = plan.http.route(request) else {
+        guard let route = (self.environment.inbound?.routes ?? plan.http).route(request) else {
             self.environment.log.debug("http :\(self.environment.port): no route for \(request.authority)\(request.path) (NR)")
             self.sendLocalReply(.noRoute)
             return
@@ -385,9 +396,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         if let tracer = exchange.telemetry.tracer {
             exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
         }
+        if let inbound = self.environment.inbound {
+            Self.inboundHeaders(&upstreamHeaders, forwardedClientCert: inbound.forwardedClientCert)
+        } else if endpoint.tls?.isMesh == true {
+            // Istio's HTTP metadata exchange: who is calling, for the receiving side's telemetry.
+            upstreamHeaders.add(name: PeerMetadataExchange.metadataKey, value: snapshot.localPeerHeaders.metadata)
+            upstreamHeaders.add(name: PeerMetadataExchange.metadataIDKey, value: snapshot.localPeerHeaders.id)
+        }
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         self.connectUpstream(allowPooled: true)
+    }
+
+    /// Towards the app: `x-forwarded-client-cert` set from the mTLS peer (or removed), and the
+    /// peer-metadata headers removed (the receiver consumes them, as Istio's does).
+    static func inboundHeaders(_ headers: inout HTTPHeaders, forwardedClientCert: String?) {
+        headers.remove(name: "x-forwarded-client-cert")
+        if let forwardedClientCert { headers.add(name: "x-forwarded-client-cert", value: forwardedClientCert) }
+        headers.remove(name: PeerMetadataExchange.metadataKey)
+        headers.remove(name: PeerMetadataExchange.metadataIDKey)
     }
 
     /// Leases an idle pooled connection for the exchange's target, or opens a new one.
@@ -421,7 +448,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                         "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
                     )
                     self.exchange?.upstream = .finished
-                    self.sendLocalReply(.connectionFailure)
+                    self.sendLocalReply((error as? UpstreamTLSError).map(LocalReply.upstreamTLSFailure) ?? .connectionFailure)
                 }
             }
     }
@@ -461,7 +488,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             var framing = HopByHop.ResponseFraming()
             var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
-            headers.add(name: "x-envoy-upstream-service-time", value: String(serviceTime))
+            if self.environment.inbound == nil {
+                // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).
+                headers.add(name: "x-envoy-upstream-service-time", value: String(serviceTime))
+            }
             exchange.record.responseCode = Int(head.status.code)
             exchange.record.responseCodeDetails = "via_upstream"
             exchange.record.upstreamServiceTimeMillis = serviceTime

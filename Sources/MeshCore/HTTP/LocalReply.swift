@@ -30,6 +30,15 @@ public struct LocalReply: Sendable, Equatable {
         body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
     )
 
+    /// A TLS origination that failed: the handshake, or the server's identity (SAN mismatch).
+    public static func upstreamTLSFailure(_ error: UpstreamTLSError) -> LocalReply {
+        LocalReply(
+            status: .serviceUnavailable, flags: "UF",
+            details: "upstream_reset_before_response_started{connection_failure,\(error.details)}",
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure, \(error.description)"
+        )
+    }
+
     public static let connectionTermination = LocalReply(
         status: .serviceUnavailable,
         flags: "UC",

@@ -23,6 +23,7 @@ struct ConnectionSetup: Sendable {
 
     let holder: SnapshotHolder
     let pools: HTTPConnectionPools
+    let identity: MeshIdentity?
     let metrics: MeshMetrics
     let log: MeshLog
 
@@ -31,6 +32,11 @@ struct ConnectionSetup: Sendable {
         guard let plan = snapshot.listeners[port] else {
             // The port is being removed: refuse new work.
             return channel.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: port))
+        }
+        if let inbound = plan.inbound {
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(self.inboundSniffer(plan: plan, inbound: inbound, snapshot: snapshot))
+            }
         }
         if let tls = plan.tls {
             return channel.eventLoop.makeCompletedFuture {
@@ -41,26 +47,46 @@ struct ConnectionSetup: Sendable {
             let environment = self.environment(port: port, scheme: "http", tlsServer: nil)
             let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
             return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    HTTP2PrefaceSniffer { context, isHTTP2 in
-                        if isHTTP2 {
-                            try self.configureHTTP2(channel: context.channel, environment: environment)
-                        } else {
-                            try Self.configureHTTP1(channel: context.channel, environment: environment, idleTimeout: idleTimeout)
-                        }
-                    }
-                )
+                try channel.pipeline.syncOperations.addHandler(self.plainHTTP(environment: environment, idleTimeout: idleTimeout))
             }
         }
-        return TCPProxy.initialize(downstream: channel, plan: plan, snapshot: snapshot, metrics: self.metrics, log: self.log)
-    }
-
-    func environment(port: Int, scheme: String, tlsServer: TLSServerPlan?, isHTTP2: Bool = false) -> HTTPProxyEnvironment {
-        HTTPProxyEnvironment(
-            holder: self.holder, pools: self.pools, metrics: self.metrics, log: self.log, port: port,
-            scheme: scheme, tlsServer: tlsServer, isHTTP2: isHTTP2
+        return TCPProxy.initialize(
+            downstream: channel, plan: plan, snapshot: snapshot, identity: self.identity, metrics: self.metrics, log: self.log
         )
     }
+
+    func environment(
+        port: Int, scheme: String, tlsServer: TLSServerPlan?, isHTTP2: Bool = false, inbound: InboundHTTP? = nil
+    ) -> HTTPProxyEnvironment {
+        HTTPProxyEnvironment(
+            holder: self.holder, pools: self.pools, metrics: self.metrics, log: self.log, port: port,
+            scheme: scheme, tlsServer: tlsServer, isHTTP2: isHTTP2, inbound: inbound
+        )
+    }
+
+    /// A plain HTTP connection: HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) starts
+    /// with the connection preface; anything else is HTTP/1.1.
+    func plainHTTP(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) -> HandOverHandler {
+        let preface = Self.http2Preface
+        return HandOverHandler { context, event in
+            guard case .bytes(let bytes) = event else { return nil }
+            let seen = bytes.prefix(preface.count)
+            let isPrefix = seen.elementsEqual(preface.prefix(seen.count))
+            guard !isPrefix || seen.count == preface.count else { return nil }  // undecided: read more
+            let channel = context.channel
+            return channel.eventLoop.makeCompletedFuture {
+                if isPrefix {
+                    var environment = environment
+                    environment.isHTTP2 = true
+                    try self.configureHTTP2(channel: channel, environment: environment)
+                } else {
+                    try Self.configureHTTP1(channel: channel, environment: environment, idleTimeout: idleTimeout)
+                }
+            }
+        }
+    }
+
+    static let http2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     // MARK: - TLS
 
@@ -84,7 +110,7 @@ struct ConnectionSetup: Sendable {
                     }
                     return TCPProxy.proxy(
                         downstream: channel, port: port, routeName: route.name, destinations: route.destinations,
-                        serverName: hello.serverName, snapshot: snapshot, metrics: metrics, log: log
+                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log
                     )
                 }
                 do {
@@ -97,7 +123,7 @@ struct ConnectionSetup: Sendable {
                     let route = plan.tcp.first { $0.matches(port: port) }
                     return TCPProxy.proxy(
                         downstream: channel, port: port, routeName: route?.name, destinations: route?.destinations,
-                        serverName: hello.serverName, snapshot: snapshot, metrics: metrics, log: log
+                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log
                     )
                 }
                 let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
@@ -127,7 +153,7 @@ struct ConnectionSetup: Sendable {
         )
     }
 
-    private static func refuseWithAlert(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+    static func refuseWithAlert(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let alert = TLSInspector.alert(TLSInspector.unrecognizedName, allocator: context.channel.allocator)
         context.writeAndFlush(NIOAny(alert), promise: nil)
         return context.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: 0))
@@ -177,46 +203,5 @@ struct ConnectionSetup: Sendable {
             }
         }
         try channel.pipeline.syncOperations.addHandler(drainer)
-    }
-}
-
-/// On a plain HTTP port: HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) starts with
-/// the connection preface; anything else is HTTP/1.1. Reads the first bytes, installs the right
-/// stack, and leaves, handing over what it read.
-final class HTTP2PrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-
-    private let install: (ChannelHandlerContext, Bool) throws -> Void
-    private var buffered: ByteBuffer?
-
-    init(install: @escaping (ChannelHandlerContext, Bool) throws -> Void) {
-        self.install = install
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = self.unwrapInboundIn(data)
-        if self.buffered == nil { self.buffered = incoming } else { self.buffered!.writeBuffer(&incoming) }
-        guard let buffered = self.buffered else { return }
-        let seen = buffered.readableBytesView.prefix(Self.preface.count)
-        let isPrefix = seen.elementsEqual(Self.preface.prefix(seen.count))
-        guard !isPrefix || seen.count == Self.preface.count else { return }  // undecided: read more
-        do {
-            try self.install(context, isPrefix)
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        } catch {
-            context.close(promise: nil)
-        }
-    }
-
-    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if let buffered = self.buffered {
-            self.buffered = nil
-            context.fireChannelRead(self.wrapInboundOut(buffered))
-            context.fireChannelReadComplete()
-        }
-        context.leavePipeline(removalToken: removalToken)
     }
 }

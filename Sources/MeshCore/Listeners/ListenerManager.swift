@@ -26,15 +26,17 @@ public final class ListenerManager: Sendable {
     private let group: EventLoopGroup
     private let holder: SnapshotHolder
     private let pools: HTTPConnectionPools
+    private let identity: MeshIdentity?
     private let metrics: MeshMetrics
     private let tracker: ConnectionTracker
     private let log: MeshLog
     private let bound = NIOLockedValueBox<[BoundListener: Channel]>([:])
 
     public init(
-        group: EventLoopGroup, holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics,
+        group: EventLoopGroup, holder: SnapshotHolder, pools: HTTPConnectionPools, identity: MeshIdentity? = nil, metrics: MeshMetrics,
         tracker: ConnectionTracker, log: MeshLog
     ) {
+        self.identity = identity
         self.group = group
         self.holder = holder
         self.pools = pools
@@ -93,7 +95,7 @@ public final class ListenerManager: Sendable {
     }
 
     private func bind(_ listener: BoundListener) async throws -> Channel {
-        let setup = ConnectionSetup(holder: self.holder, pools: self.pools, metrics: self.metrics, log: self.log)
+        let setup = ConnectionSetup(holder: self.holder, pools: self.pools, identity: self.identity, metrics: self.metrics, log: self.log)
         let tracker = self.tracker
         let port = listener.port
         return try await ServerBootstrap(group: self.group)

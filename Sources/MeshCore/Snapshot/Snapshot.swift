@@ -16,19 +16,53 @@ public final class Snapshot: Sendable, AtomicReference {
     public let clusters: [String: Cluster]
     /// The access log, tracer and sampling this configuration uses.
     public let telemetry: SnapshotTelemetry
+    /// This instance as its mesh peers see it (Istio's metadata exchange), and the same as the
+    /// `x-envoy-peer-metadata` / `-id` header values, encoded once.
+    public let localPeer: PeerMetadata
+    let localPeerHeaders: (metadata: String, id: String)
 
     public init(
         generation: Int,
         settings: MeshSettings,
         listeners: [Int: ListenerPlan],
         clusters: [String: Cluster],
-        telemetry: SnapshotTelemetry = SnapshotTelemetry()
+        telemetry: SnapshotTelemetry = SnapshotTelemetry(),
+        role: MeshRole = .gateway
     ) {
         self.generation = generation
         self.settings = settings
         self.listeners = listeners
         self.clusters = clusters
         self.telemetry = telemetry
+        self.localPeer = PeerMetadata.local(settings, role: role)
+        self.localPeerHeaders = PeerMetadataExchange.headerValues(self.localPeer)
+    }
+}
+
+/// Which of the two roles an instance plays.
+public enum MeshRole: String, Sendable {
+    case gateway
+    case sidecar
+}
+
+extension PeerMetadata {
+    /// This instance's node metadata, as an Istio proxy with the same settings would announce it.
+    static func local(_ settings: MeshSettings, role: MeshRole) -> PeerMetadata {
+        let name = settings.workloadName
+        var labels = settings.labels
+        if role == .gateway, labels["app"] == nil { labels["app"] = name }
+        return PeerMetadata(
+            id: "\(role == .gateway ? "router" : "sidecar")~\(settings.bindAddress)~\(name).\(settings.namespace)~\(settings.namespace).svc.cluster.local",
+            name: name,
+            namespace: settings.namespace,
+            workloadName: name,
+            owner: "meshgate://\(settings.namespace)/\(name)",
+            labels: labels,
+            clusterID: "Kubernetes",
+            meshID: settings.trustDomain,
+            serviceAccount: settings.serviceAccount,
+            istioVersion: "meshgate"
+        )
     }
 }
 
@@ -46,11 +80,14 @@ public struct ListenerPlan: Sendable {
     public let tls: TLSListenerPlan?
     /// Hosts of HTTP servers with `tls.httpsRedirect`: their requests get a 301 to https.
     public let httpsRedirectHosts: [String]
+    /// A sidecar's inbound port; nil everywhere else.
+    public let inbound: InboundPlan?
 
     public init(
         port: Int, protocol: ServerProtocol, gatewayNames: [String], http: HTTPRouteTable, tcp: [TCPRouteEntry],
-        tls: TLSListenerPlan? = nil, httpsRedirectHosts: [String] = []
+        tls: TLSListenerPlan? = nil, httpsRedirectHosts: [String] = [], inbound: InboundPlan? = nil
     ) {
+        self.inbound = inbound
         self.port = port
         self.protocol = `protocol`
         self.gatewayNames = gatewayNames

@@ -1,5 +1,6 @@
 import MeshConfig
 import NIOCore
+import NIOSSL
 
 /// validated → compiled: turns a ``MeshConfiguration`` into an immutable ``Snapshot`` for the
 /// gateway role.
@@ -18,11 +19,11 @@ public struct SnapshotCompiler {
         public var description: String { self.diagnostics.map(\.description).joined(separator: "\n") }
     }
 
-    private let config: MeshConfiguration
-    private var clusters: [String: Cluster] = [:]
-    private var diagnostics: [Diagnostic] = []
+    let config: MeshConfiguration
+    var clusters: [String: Cluster] = [:]
+    var diagnostics: [Diagnostic] = []
 
-    private init(config: MeshConfiguration) {
+    init(config: MeshConfiguration) {
         self.config = config
     }
 
@@ -158,7 +159,7 @@ public struct SnapshotCompiler {
         return result
     }
 
-    private mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [CompiledHTTPRoute] {
+    mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [CompiledHTTPRoute] {
         var routes: [CompiledHTTPRoute] = []
         for (index, route) in vs.http.enumerated() {
             let path = "\(vs.meta.pathPrefix).spec.http[\(index)]"
@@ -179,7 +180,7 @@ public struct SnapshotCompiler {
         return routes
     }
 
-    private mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [TCPRouteEntry] {
+    mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [TCPRouteEntry] {
         vs.tcp.enumerated().map { index, route in
             let path = "\(vs.meta.pathPrefix).spec.tcp[\(index)]"
             return TCPRouteEntry(
@@ -193,7 +194,7 @@ public struct SnapshotCompiler {
 
     // MARK: - Clusters
 
-    private mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
+    mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
         var weighted: [(cluster: Cluster, weight: Int)] = []
         for (index, destination) in destinations.enumerated() {
             if let cluster = self.cluster(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
@@ -228,7 +229,7 @@ public struct SnapshotCompiler {
         let rule = self.config.destinationRules.first { $0.host == service.fqdn }
             ?? self.config.destinationRules.first { hostMatches(pattern: $0.host, host: service.fqdn) }
         var selector: [String: String] = [:]
-        var policy = rule?.trafficPolicy
+        var policy = rule?.trafficPolicy?.forPort(servicePort.number)
         if let subsetName = destination.subset {
             guard let subset = rule?.subsets.first(where: { $0.name == subsetName }) else {
                 self.diagnostics.append(
@@ -237,12 +238,18 @@ public struct SnapshotCompiler {
                 return nil
             }
             selector = subset.labels
-            policy = subset.trafficPolicy?.overriding(policy) ?? policy
+            policy = subset.trafficPolicy?.forPort(servicePort.number).overriding(policy) ?? policy
         }
+        let tlsPolicy = self.upstreamTLS(policy?.tls, rule: rule, path: path)
 
         var endpoints: [ClusterEndpoint] = []
         for endpoint in service.endpoints where selector.allSatisfy({ endpoint.labels[$0.key] == $0.value }) {
-            let port = endpoint.port(for: servicePort)
+            let tls = self.endpointTLS(
+                tlsPolicy, endpoint: endpoint, host: service.fqdn,
+                meshSNI: UpstreamTLS.meshSNI(port: servicePort.number, subset: destination.subset, host: service.fqdn)
+            )
+            // A sidecar receives the mesh's traffic on its inbound port; the SNI names the service port.
+            let port = Self.hasSidecar(endpoint) ? Self.inboundPort(of: endpoint) : endpoint.port(for: servicePort)
             do {
                 let address = try SocketAddress.makeAddressResolvingHost(endpoint.address, port: port)
                 endpoints.append(
@@ -251,7 +258,8 @@ public struct SnapshotCompiler {
                         hostPort: "\(endpoint.address):\(port)",
                         labels: endpoint.labels,
                         workloadName: endpoint.name,
-                        identity: Self.identity(of: endpoint, in: service)
+                        identity: Self.identity(of: endpoint, in: service),
+                        tls: tls
                     )
                 )
             } catch {
@@ -273,6 +281,75 @@ public struct SnapshotCompiler {
         )
         self.clusters[name] = cluster
         return cluster
+    }
+}
+
+// MARK: - Upstream TLS
+
+extension SnapshotCompiler {
+    /// The label (Istio's own) marking an endpoint that has a sidecar: auto-mTLS sends it
+    /// ISTIO_MUTUAL, to its inbound port.
+    public static let sidecarLabel = "security.istio.io/tlsMode"
+    /// The label giving a sidecar's inbound port when it is not 15006.
+    public static let inboundPortLabel = "meshgate.io/inbound-port"
+
+    static func hasSidecar(_ endpoint: Endpoint) -> Bool {
+        endpoint.labels[Self.sidecarLabel] == "istio"
+    }
+
+    static func inboundPort(of endpoint: Endpoint) -> Int {
+        endpoint.labels[Self.inboundPortLabel].flatMap(Int.init) ?? MeshSettings().inboundPort
+    }
+
+    /// What a cluster's policy asks for: nil = auto (decided per endpoint).
+    enum TLSPolicy {
+        case auto
+        case disable
+        case istioMutual(subjectAltNames: [String])
+        case files(context: NIOSSLContext, sni: String?, subjectAltNames: [String])
+    }
+
+    var hasMeshIdentity: Bool { self.config.settings.caDir != nil || self.config.settings.certDir != nil }
+
+    mutating func upstreamTLS(_ settings: ClientTLSSettings?, rule: DestinationRule?, path: String) -> TLSPolicy {
+        guard let settings else { return .auto }
+        let place = settings.location ?? rule?.meta.location
+        switch settings.mode {
+        case .disable:
+            return .disable
+        case .istioMutual:
+            if !self.hasMeshIdentity {
+                self.diagnostics.append(
+                    Diagnostic(.error, at: place, path: "\(path).tls",
+                               "ISTIO_MUTUAL needs this instance's mesh certificate: set caDir or certDir in meshgate.yaml")
+                )
+            }
+            return .istioMutual(subjectAltNames: settings.subjectAltNames)
+        case .simple, .mutual:
+            do {
+                let context = try TLSContextFactory.clientContext(settings)
+                return .files(context: context, sni: settings.sni, subjectAltNames: settings.subjectAltNames)
+            } catch {
+                self.diagnostics.append(Diagnostic(.error, at: place, path: "\(path).tls", error.description))
+                return .disable
+            }
+        }
+    }
+
+    func endpointTLS(_ policy: TLSPolicy, endpoint: Endpoint, host: String, meshSNI sni: String) -> UpstreamTLS? {
+        let spiffe = "spiffe://\(self.config.settings.trustDomain)/ns/\(endpoint.namespace)/sa/\(endpoint.serviceAccount ?? "default")"
+        switch policy {
+        case .disable:
+            return nil
+        case .auto:
+            guard Self.hasSidecar(endpoint), self.hasMeshIdentity else { return nil }
+            return .istioMutual(sni: sni, identities: [spiffe])
+        case .istioMutual(let names):
+            let identities = names.isEmpty ? [spiffe] : names.map { $0.hasPrefix("spiffe://") ? $0 : "spiffe://\($0)" }
+            return .istioMutual(sni: sni, identities: identities)
+        case .files(let context, let configuredSNI, let names):
+            return .files(context: context, sni: configuredSNI ?? host, subjectAltNames: names)
+        }
     }
 }
 

@@ -29,13 +29,14 @@ public enum TCPProxy {
         downstream: Channel,
         plan: ListenerPlan,
         snapshot: Snapshot,
+        identity: MeshIdentity?,
         metrics: MeshMetrics,
         log: MeshLog
     ) -> EventLoopFuture<Void> {
         let route = plan.tcp.first(where: { $0.matches(port: plan.port) })
         return Self.proxy(
             downstream: downstream, port: plan.port, routeName: route?.name, destinations: route?.destinations,
-            serverName: nil, snapshot: snapshot, metrics: metrics, log: log
+            serverName: nil, snapshot: snapshot, identity: identity, metrics: metrics, log: log
         )
     }
 
@@ -49,6 +50,7 @@ public enum TCPProxy {
         destinations: WeightedClusters?,
         serverName: String?,
         snapshot: Snapshot,
+        identity: MeshIdentity?,
         metrics: MeshMetrics,
         log: MeshLog
     ) -> EventLoopFuture<Void> {
@@ -87,6 +89,7 @@ public enum TCPProxy {
         record.destination = endpoint.identity
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let boundUpstreamGlue = NIOLoopBound(upstreamGlue, eventLoop: eventLoop)
+        let handshake = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(cluster.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -96,10 +99,24 @@ public enum TCPProxy {
             .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(boundUpstreamGlue.value)
+                    if let tls = endpoint.tls {
+                        // The glue goes in once the server's identity is checked (see below).
+                        handshake.value = try tls.secure(channel, identity: identity, carriesHTTP: false)
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(boundUpstreamGlue.value)
+                    }
                 }
             }
             .connect(to: endpoint.address)
+            .flatMap { upstream in
+                guard let secured = handshake.value else { return eventLoop.makeSucceededFuture(upstream) }
+                return secured.flatMapThrowing {
+                    try Self.finishSecured(
+                        upstream, glue: boundUpstreamGlue.value, localPeer: snapshot.localPeer, metrics: metrics, log: log
+                    )
+                    return upstream
+                }
+            }
             .assumeIsolated()
             .flatMapError { error in
                 log.info("tcp :\(port): upstream connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)")
@@ -130,6 +147,40 @@ public enum TCPProxy {
                 ).start(on: downstream)
             }
             .nonisolated()
+    }
+}
+
+extension TCPProxy {
+    /// After a verified upstream handshake: the metadata exchange when ALPN chose it, then the
+    /// glue, then the gate leaves (handing over anything it held).
+    static func finishSecured(_ upstream: Channel, glue: GlueHandler, localPeer: PeerMetadata, metrics: MeshMetrics, log: MeshLog) throws {
+        let sync = upstream.pipeline.syncOperations
+        let gate = try sync.handler(type: UpstreamTLSGate.self)
+        if gate.negotiatedProtocol == PeerMetadataExchange.alpn {
+            try sync.addHandler(PeerMetadataExchange.handler(local: localPeer, side: "upstream", metrics: metrics, log: log))
+        }
+        try sync.addHandler(glue)
+        sync.removeHandler(gate, promise: nil)
+    }
+}
+
+extension PeerMetadataExchange {
+    /// The exchange handler with Istio's counters (`meshgate_peer_exchange_total{side,result}`)
+    /// and a log line for every refusal.
+    static func handler(local: PeerMetadata, side: String, metrics: MeshMetrics, log: MeshLog, onPeer: @escaping (PeerMetadata) -> Void = { _ in })
+        -> PeerExchangeHandler
+    {
+        PeerExchangeHandler(
+            local: local,
+            onPeer: { peer in
+                metrics.addControl("meshgate_peer_exchange_total{side=\"\(side)\",result=\"metadata_added\"}")
+                onPeer(peer)
+            },
+            reject: { rejection, detail in
+                metrics.addControl("meshgate_peer_exchange_total{side=\"\(side)\",result=\"\(rejection.rawValue)\"}")
+                log.info("peer exchange (\(side)): \(detail); closing")
+            }
+        )
     }
 }
 

@@ -74,6 +74,44 @@ public enum TLSContextFactory {
         return (context, Self.info(leaf, file: certificatePath, hosts: hosts, port: port))
     }
 
+    /// A DestinationRule's SIMPLE or MUTUAL origination: trust `caCertificates` (else the system
+    /// roots), present the client certificate for MUTUAL.
+    public static func clientContext(_ settings: ClientTLSSettings) throws(Failure) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caPath = settings.caCertificatesPath {
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caPath))
+            } catch {
+                throw Failure(description: "cannot load CA certificates \(caPath): \(Self.reason(error, path: caPath))")
+            }
+        }
+        if settings.insecureSkipVerify {
+            configuration.certificateVerification = .none
+        } else if !settings.subjectAltNames.isEmpty {
+            configuration.certificateVerification = .noHostnameVerification
+        }
+        if let certificatePath = settings.clientCertificatePath, let keyPath = settings.privateKeyPath {
+            do {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }
+            } catch {
+                throw Failure(description: "cannot load certificate \(certificatePath): \(Self.reason(error, path: certificatePath))")
+            }
+            do {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
+            } catch {
+                throw Failure(description: "cannot load private key \(keyPath): \(Self.reason(error, path: keyPath))")
+            }
+        }
+        configuration.applicationProtocols = ["http/1.1"]
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch NIOSSLError.failedToLoadPrivateKey {
+            throw Failure(description: "private key \(settings.privateKeyPath ?? "") does not match certificate \(settings.clientCertificatePath ?? "")")
+        } catch {
+            throw Failure(description: "TLS settings rejected: \(error)")
+        }
+    }
+
     static func info(_ certificate: NIOSSLCertificate, file: String, hosts: [String], port: Int) -> CertificateInfo {
         let names = certificate._subjectAlternativeNames().compactMap { name -> String? in
             switch name.nameType {

@@ -34,7 +34,7 @@ public final class Cluster: Sendable {
         self.servicePort = servicePort
         self.subset = subset
         self.endpoints = endpoints
-        self.poolKeys = endpoints.map { "\(name)|\($0.hostPort)" }
+        self.poolKeys = endpoints.map { "\(name)|\($0.hostPort)\($0.tls == nil ? "" : "|tls")" }
         self.connectTimeout = connectTimeout
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
@@ -66,13 +66,19 @@ public struct ClusterEndpoint: Sendable, Hashable {
     public let workloadName: String
     /// Its metric labels.
     public let identity: DestinationIdentity
+    /// How the connection is secured; nil = plain text.
+    public let tls: UpstreamTLS?
 
-    public init(address: SocketAddress, hostPort: String, labels: [String: String], workloadName: String, identity: DestinationIdentity) {
+    public init(
+        address: SocketAddress, hostPort: String, labels: [String: String], workloadName: String, identity: DestinationIdentity,
+        tls: UpstreamTLS? = nil
+    ) {
         self.address = address
         self.hostPort = hostPort
         self.labels = labels
         self.workloadName = workloadName
         self.identity = identity
+        self.tls = tls
     }
 
     public static func == (lhs: ClusterEndpoint, rhs: ClusterEndpoint) -> Bool {

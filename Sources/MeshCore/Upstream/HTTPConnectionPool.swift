@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -14,8 +15,9 @@ public final class HTTPConnectionPools: Sendable {
 
     private let pools: [ObjectIdentifier: LoopPool]
 
-    public convenience init(group: EventLoopGroup) {
-        self.init(group: group, connector: LoopPool.connectTCP)
+    /// `identity`: this instance's mesh certificate, for endpoints reached with ISTIO_MUTUAL.
+    public convenience init(group: EventLoopGroup, identity: MeshIdentity? = nil) {
+        self.init(group: group, connector: LoopPool.connector(identity: identity))
     }
 
     init(group: EventLoopGroup, connector: @escaping Connector) {
@@ -74,19 +76,36 @@ final class LoopPool: @unchecked Sendable {
         try sync.addHandler(UpstreamHTTPHandler(key: key))
     }
 
-    @Sendable static func connectTCP(eventLoop: EventLoop, key: String, endpoint: ClusterEndpoint, timeout: TimeAmount)
-        -> EventLoopFuture<UpstreamHTTPHandler>
-    {
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try configureUpstream(channel, key: key) }
-            }
-            .connect(to: endpoint.address)
-            .flatMapThrowing { channel in
-                try channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
-            }
+    /// Connects over TCP, with TLS when the endpoint asks for it: then the connection is handed
+    /// out only after the handshake and the server's identity check.
+    static func connector(identity: MeshIdentity?) -> HTTPConnectionPools.Connector {
+        { eventLoop, key, endpoint, timeout in
+            let handshake = NIOLockedValueBox<EventLoopFuture<Void>?>(nil)
+            return ClientBootstrap(group: eventLoop)
+                .connectTimeout(timeout)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls = endpoint.tls {
+                            let secured = try tls.secure(channel, identity: identity, carriesHTTP: true)
+                            handshake.withLockedValue { $0 = secured }
+                        }
+                        try configureUpstream(channel, key: key)
+                    }
+                }
+                .connect(to: endpoint.address)
+                .flatMap { channel in
+                    guard let secured = handshake.withLockedValue({ $0 }) else { return channel.eventLoop.makeSucceededFuture(channel) }
+                    return secured.flatMapThrowing {
+                        let sync = channel.pipeline.syncOperations
+                        sync.removeHandler(try sync.handler(type: UpstreamTLSGate.self), promise: nil)
+                        return channel
+                    }
+                }
+                .flatMapThrowing { channel in
+                    try channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
+                }
+        }
     }
 
     /// Returns a connection after a complete exchange; closed if the pool for its key is full.
