@@ -47,9 +47,13 @@ struct IdentitySource: Sendable, Equatable {
             guard ca.trustDomain == self.trustDomain else {
                 throw MeshIdentity.Failure(description: "the CA in \(caDir) is for trust domain '\(ca.trustDomain)', this instance's is '\(self.trustDomain)'")
             }
-            certificate = try ca.issue(namespace: namespace, serviceAccount: serviceAccount, ttl: ttl, now: now)
+            // The CA backdates notBefore for clock skew; the lifetime asked for counts from now, and
+            // renewal comes at half of it (Istio's SECRET_GRACE_PERIOD_RATIO).
+            certificate = try ca.issue(
+                namespace: namespace, serviceAccount: serviceAccount, ttl: ttl + MeshCA.clockSkewAllowance, now: now
+            )
             origin = "issued by the CA in \(caDir)"
-            renewAt = certificate.renewalTime()
+            renewAt = now.addingTimeInterval(ttl * RotationPolicy.istio.gracePeriodRatio)
         case .files(let certDir):
             certificate = try WorkloadCertificate.load(directory: certDir)
             origin = certDir

@@ -266,7 +266,7 @@ def test_a_certificate_rotated_before_expiry_keeps_traffic_flowing(mesh: Mesh, c
     app, sidecar, gateway = http_mesh(mesh, ca, certTTL="4s")
     loop = CurlLoop(gateway.url("/status/200")).start()
     try:
-        wait_until(lambda: sidecar.proc.stdout().count("mesh certificate rotated") >= 2, 30, "two rotations of the sidecar's certificate")
+        wait_until(lambda: (sidecar.proc.stdout() + sidecar.proc.stderr()).count("mesh certificate rotated") >= 2, 30, "two rotations of the sidecar's certificate")
     finally:
         loop.stop()
     assert loop.requests > 0

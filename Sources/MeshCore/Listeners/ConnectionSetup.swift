@@ -35,6 +35,8 @@ struct ConnectionSetup: Sendable {
         }
         if let inbound = plan.inbound {
             return channel.eventLoop.makeCompletedFuture {
+                // A peer's close_notify (or FIN) may come before the app is connected: keep it a half-close.
+                try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
                 try channel.pipeline.syncOperations.addHandler(self.inboundSniffer(plan: plan, inbound: inbound, snapshot: snapshot))
             }
         }

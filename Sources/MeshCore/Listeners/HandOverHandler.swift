@@ -27,6 +27,8 @@ final class HandOverHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     private var decided = false
     private var pendingRead = false
+    /// The peer half-closed before the next handlers were in place: told to them after the bytes.
+    private var heldInputClosed = false
 
     /// `onError`: an error before the decision (a failed TLS handshake) is reported here and the
     /// connection closed.
@@ -56,6 +58,10 @@ final class HandOverHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !self.decided, case TLSUserEvent.handshakeCompleted(let negotiated) = event {
             self.consider(context, .handshake(negotiated))
         }
+        if case ChannelEvent.inputClosed = event {
+            self.heldInputClosed = true
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -75,6 +81,9 @@ final class HandOverHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.buffered = nil
             context.fireChannelRead(self.wrapInboundOut(buffered))
             context.fireChannelReadComplete()
+        }
+        if self.heldInputClosed {
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         let readWasHeld = self.pendingRead
         let channel = context.channel
