@@ -32,11 +32,12 @@ install: release
 		install -d -m 0755 $(DESTDIR)$(CONFDIR) && cp -r conf/. $(DESTDIR)$(CONFDIR)/; \
 	fi
 	install -D -m 0644 systemd/meshgate.service $(DESTDIR)$(UNITDIR)/meshgate.service
+	install -D -m 0644 systemd/meshgate-sidecar@.service $(DESTDIR)$(UNITDIR)/meshgate-sidecar@.service
 	-systemctl daemon-reload 2>/dev/null
 	@echo "installed; start with: systemctl enable --now meshgate"
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/meshgate $(DESTDIR)$(UNITDIR)/meshgate.service
+	rm -f $(DESTDIR)$(PREFIX)/bin/meshgate $(DESTDIR)$(UNITDIR)/meshgate.service $(DESTDIR)$(UNITDIR)/meshgate-sidecar@.service
 
 clean:
 	rm -rf .build

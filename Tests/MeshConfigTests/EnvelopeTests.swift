@@ -52,7 +52,7 @@ import Testing
 
     @Test(arguments: [
         ("apps/v1", "Deployment"), ("v1", "ServiceAccount"), ("v1", "ConfigMap"),
-        ("security.istio.io/v1", "AuthorizationPolicy"), ("security.istio.io/v1beta1", "PeerAuthentication"),
+        ("security.istio.io/v1", "AuthorizationPolicy"), ("security.istio.io/v1beta1", "RequestAuthentication"),
         ("networking.istio.io/v1", "Sidecar"),
     ])
     func kindsMeshgateDoesNotRunAreSkippedWithOneInfo(apiVersion: String, kind: String) {

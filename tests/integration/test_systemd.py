@@ -147,3 +147,16 @@ def test_unit_exposure_is_low(tmp_path: Path) -> None:
     match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", proc.stdout)
     assert match, proc.stdout[-2000:] + proc.stderr
     assert float(match.group(1)) <= 3.0, proc.stdout[-3000:]
+
+
+def test_sidecar_template_unit_verifies_and_runs_the_sidecar_role(tmp_path: Path) -> None:
+    template = (REPO / "systemd" / "meshgate-sidecar@.service").read_text()
+    path = unit_copy(tmp_path, template, "meshgate-sidecar@reviews-v1.service")
+    code, about_unit = verify(path)
+    assert code == 0, f"systemd-analyze verify exited {code}:\n" + "\n".join(about_unit)
+    assert about_unit == [], "systemd-analyze verify complained about the unit:\n" + "\n".join(about_unit)
+    s = settings(template)
+    assert s[("Service", "ExecStart")] == [f"{INSTALLED_BIN} sidecar --config /etc/meshgate/sidecars/%i"]
+    assert s[("Service", "Type")] == ["notify"]
+    assert s[("Service", "ExecReload")] == ["/bin/kill -HUP $MAINPID"]
+    assert s[("Service", "CapabilityBoundingSet")] == [""]
