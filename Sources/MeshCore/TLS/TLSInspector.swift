@@ -29,6 +29,8 @@ final class TLSInspector: ChannelDuplexHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     private var decided = false
     private var pendingRead = false
+    /// A half-close before hand-over waits for the installed handlers (a TCP pump, say).
+    private var heldInputClosed = false
     private var timer: Scheduled<Void>?
 
     init(decide: @escaping Decide, reject: @escaping Reject) {
@@ -77,6 +79,14 @@ final class TLSInspector: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            self.heldInputClosed = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if !self.decided, let buffered = self.buffered, buffered.readableBytes > 0 {
             self.decided = true
@@ -90,6 +100,9 @@ final class TLSInspector: ChannelDuplexHandler, RemovableChannelHandler {
             self.buffered = nil
             context.fireChannelRead(self.wrapInboundOut(buffered))
             context.fireChannelReadComplete()
+        }
+        if self.heldInputClosed {
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         let readWasHeld = self.pendingRead
         let channel = context.channel
