@@ -356,7 +356,11 @@ def service_yaml(name: str, port: int, port_name: str = "http") -> str:
     return resource_yaml("Service", name, spec, api_version="v1")
 
 
-def workload_entry_yaml(name: str, app: str, version: str, address: str, port_name: str, port: int) -> str:
+def workload_entry_yaml(
+    name: str, app: str, version: str, address: str, port_name: str, port: int, account: str | None = None, extra_labels: str = ""
+) -> str:
+    """`extra_labels`: more `key: value` label lines; `account`: the service account (default: the app)."""
+    extra = "".join(f"    {line}\n" for line in extra_labels.splitlines())
     spec = f"""\
   address: {address}
   ports:
@@ -364,7 +368,7 @@ def workload_entry_yaml(name: str, app: str, version: str, address: str, port_na
   labels:
     app: {app}
     version: {version}
-  serviceAccount: {app}
+{extra}  serviceAccount: {account or app}
 """
     return resource_yaml("WorkloadEntry", name, spec)
 

@@ -30,6 +30,7 @@ from conftest import (
     service_yaml,
     tcp_virtual_service_yaml,
     wait_until,
+    workload_entry_yaml,
     write_atomically,
 )
 
@@ -50,17 +51,7 @@ def ca(tmp_path: Path) -> Path:
 
 def mesh_workload_yaml(name: str, app: str, version: str, address: str, port_name: str, port: int, account: str) -> str:
     """A WorkloadEntry with a sidecar (Istio's tlsMode label): auto-mTLS sends it ISTIO_MUTUAL."""
-    spec = f"""\
-  address: {address}
-  ports:
-    {port_name}: {port}
-  labels:
-    app: {app}
-    version: {version}
-    {SIDECAR_LABEL}
-  serviceAccount: {account}
-"""
-    return resource_yaml("WorkloadEntry", name, spec)
+    return workload_entry_yaml(name, app, version, address, port_name, port, account=account, extra_labels=SIDECAR_LABEL)
 
 
 def peer_authentication_yaml(mode: str, namespace: str = "istio-system") -> str:

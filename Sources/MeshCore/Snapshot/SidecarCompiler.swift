@@ -143,13 +143,10 @@ extension SnapshotCompiler {
             let isHTTP = [.http, .http2, .grpc, .unknown].contains(portProtocol) && own != nil
             let fqdn = own?.fqdn ?? settings.workloadName
             let name = "inbound|\(appPort)||\(fqdn)"
-            let identity = DestinationIdentity(
-                workload: settings.workloadName, workloadNamespace: settings.namespace,
+            let identity = Self.identity(
+                workload: settings.workloadName, namespace: settings.namespace, labels: settings.labels,
                 principal: "spiffe://\(settings.trustDomain)/ns/\(settings.namespace)/sa/\(settings.serviceAccount)",
-                app: settings.labels["app"] ?? "unknown", version: settings.labels["version"] ?? "unknown",
-                service: fqdn, serviceName: String(fqdn.prefix { $0 != "." }), serviceNamespace: settings.namespace,
-                canonicalService: settings.labels["service.istio.io/canonical-name"] ?? settings.labels["app"] ?? settings.workloadName,
-                canonicalRevision: settings.labels["service.istio.io/canonical-revision"] ?? settings.labels["version"] ?? "latest"
+                service: fqdn, serviceNamespace: settings.namespace
             )
             let address: SocketAddress
             do {

@@ -358,20 +358,27 @@ extension SnapshotCompiler {
     /// `service.istio.io/canonical-name`, else `app.kubernetes.io/name`, else `app`; revision from
     /// `service.istio.io/canonical-revision`, else `app.kubernetes.io/version`, else `version`, else `latest`.
     static func identity(of endpoint: Endpoint, in service: Service) -> DestinationIdentity {
-        let labels = endpoint.labels
+        self.identity(
+            workload: endpoint.name, namespace: endpoint.namespace, labels: endpoint.labels, principal: "unknown",
+            service: service.fqdn, serviceNamespace: service.meta.namespace
+        )
+    }
+
+    static func identity(
+        workload: String, namespace: String, labels: [String: String], principal: String, service: String, serviceNamespace: String
+    ) -> DestinationIdentity {
         let app = labels["app"] ?? "unknown"
-        let shortName = service.fqdn.hasSuffix(".svc.cluster.local")
-            ? String(service.fqdn.prefix { $0 != "." }) : service.fqdn
+        let shortName = service.hasSuffix(".svc.cluster.local") ? String(service.prefix { $0 != "." }) : service
         return DestinationIdentity(
-            workload: endpoint.name,
-            workloadNamespace: endpoint.namespace,
-            principal: "unknown",
+            workload: workload,
+            workloadNamespace: namespace,
+            principal: principal,
             app: app,
             version: labels["version"] ?? "unknown",
-            service: service.fqdn,
+            service: service,
             serviceName: shortName,
-            serviceNamespace: service.meta.namespace,
-            canonicalService: labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"] ?? labels["app"] ?? endpoint.name,
+            serviceNamespace: serviceNamespace,
+            canonicalService: labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"] ?? labels["app"] ?? workload,
             canonicalRevision: labels["service.istio.io/canonical-revision"] ?? labels["app.kubernetes.io/version"] ?? labels["version"] ?? "latest"
         )
     }

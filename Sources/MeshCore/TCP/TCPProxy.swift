@@ -89,7 +89,6 @@ public enum TCPProxy {
         record.destination = endpoint.identity
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let boundUpstreamGlue = NIOLoopBound(upstreamGlue, eventLoop: eventLoop)
-        let handshake = NIOLoopBoundBox<EventLoopFuture<Void>?>(nil, eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(cluster.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -101,7 +100,7 @@ public enum TCPProxy {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = endpoint.tls {
                         // The glue goes in once the server's identity is checked (see below).
-                        handshake.value = try tls.secure(channel, identity: identity, carriesHTTP: false)
+                        try tls.secure(channel, identity: identity, carriesHTTP: false)
                     } else {
                         try channel.pipeline.syncOperations.addHandler(boundUpstreamGlue.value)
                     }
@@ -109,11 +108,12 @@ public enum TCPProxy {
             }
             .connect(to: endpoint.address)
             .flatMap { upstream in
-                guard let secured = handshake.value else { return eventLoop.makeSucceededFuture(upstream) }
-                return secured.flatMapThrowing {
-                    try Self.finishSecured(
-                        upstream, glue: boundUpstreamGlue.value, localPeer: snapshot.localPeer, metrics: metrics, log: log
-                    )
+                UpstreamTLS.verified(upstream).flatMapThrowing {
+                    if endpoint.tls != nil {
+                        try Self.finishSecured(
+                            upstream, glue: boundUpstreamGlue.value, localPeer: snapshot.localPeer, metrics: metrics, log: log
+                        )
+                    }
                     return upstream
                 }
             }

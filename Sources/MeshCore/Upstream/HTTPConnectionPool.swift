@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -80,25 +79,20 @@ final class LoopPool: @unchecked Sendable {
     /// out only after the handshake and the server's identity check.
     static func connector(identity: MeshIdentity?) -> HTTPConnectionPools.Connector {
         { eventLoop, key, endpoint, timeout in
-            let handshake = NIOLockedValueBox<EventLoopFuture<Void>?>(nil)
-            return ClientBootstrap(group: eventLoop)
+            ClientBootstrap(group: eventLoop)
                 .connectTimeout(timeout)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls = endpoint.tls {
-                            let secured = try tls.secure(channel, identity: identity, carriesHTTP: true)
-                            handshake.withLockedValue { $0 = secured }
-                        }
+                        try endpoint.tls?.secure(channel, identity: identity, carriesHTTP: true)
                         try configureUpstream(channel, key: key)
                     }
                 }
                 .connect(to: endpoint.address)
                 .flatMap { channel in
-                    guard let secured = handshake.withLockedValue({ $0 }) else { return channel.eventLoop.makeSucceededFuture(channel) }
-                    return secured.flatMapThrowing {
+                    UpstreamTLS.verified(channel).flatMapThrowing {
                         let sync = channel.pipeline.syncOperations
-                        sync.removeHandler(try sync.handler(type: UpstreamTLSGate.self), promise: nil)
+                        if let gate = try? sync.handler(type: UpstreamTLSGate.self) { sync.removeHandler(gate, promise: nil) }
                         return channel
                     }
                 }

@@ -56,9 +56,9 @@ public struct UpstreamTLSError: Error, CustomStringConvertible {
 
 extension UpstreamTLS {
     /// Adds TLS and an ``UpstreamTLSGate`` to a fresh upstream channel (inside its initializer).
-    /// The future succeeds once the handshake is done and the server's identity checked; the gate
-    /// holds any bytes read meanwhile until the caller removes it.
-    func secure(_ channel: Channel, identity: MeshIdentity?, carriesHTTP: Bool) throws -> EventLoopFuture<Void> {
+    /// The gate's `verified` succeeds once the handshake is done and the server's identity checked;
+    /// the gate holds any bytes read meanwhile until the caller removes it.
+    func secure(_ channel: Channel, identity: MeshIdentity?, carriesHTTP: Bool) throws {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         let sync = channel.pipeline.syncOperations
         let expected: [String]
@@ -74,7 +74,13 @@ extension UpstreamTLS {
             expected = subjectAltNames
         }
         try sync.addHandler(UpstreamTLSGate(expected: expected, promise: promise))
-        return promise.futureResult
+    }
+
+    /// Succeeds once a connected upstream is verified (at once for a plain one); then, on the
+    /// channel's loop, the caller finishes its pipeline and removes the gate if there is one.
+    static func verified(_ channel: Channel) -> EventLoopFuture<Void> {
+        (try? channel.pipeline.syncOperations.handler(type: UpstreamTLSGate.self))?.verified
+            ?? channel.eventLoop.makeSucceededFuture(())
     }
 }
 
@@ -87,6 +93,8 @@ final class UpstreamTLSGate: ChannelInboundHandler, RemovableChannelHandler {
 
     private let expected: [String]
     private var promise: EventLoopPromise<Void>?
+    /// Succeeds when the handshake is done and the server's names checked.
+    let verified: EventLoopFuture<Void>
     private var held: [ByteBuffer] = []
     private(set) var negotiatedProtocol: String?
     private(set) var peer: PeerIdentity?
@@ -94,6 +102,7 @@ final class UpstreamTLSGate: ChannelInboundHandler, RemovableChannelHandler {
     init(expected: [String], promise: EventLoopPromise<Void>) {
         self.expected = expected
         self.promise = promise
+        self.verified = promise.futureResult
     }
 
     func channelActive(context: ChannelHandlerContext) {
