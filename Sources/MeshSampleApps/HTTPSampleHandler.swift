@@ -21,7 +21,15 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         var head: HTTPRequestHead
         var route: SampleRoute
         var bodyBytes = 0
+        /// A gRPC call (`content-type: application/grpc…`): its messages, echoed back.
+        var grpcMessages: ByteBuffer?
+
+        /// HTTP/2 streams end with their response; HTTP/1.x follows its keep-alive rules.
+        var keepAlive: Bool { self.head.version.major == 2 || self.head.isKeepAlive }
     }
+
+    /// The largest gRPC request echoed; a larger one gets grpc-status 8 (RESOURCE_EXHAUSTED).
+    static let maxGRPCBytes = 4 << 20
 
     private enum State {
         /// Between requests.
@@ -51,13 +59,21 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch (Self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .idle):
             self.log("\(head.method.rawValue) \(head.uri)")
-            self.state = .receiving(Request(head: head, route: SampleRoute(method: head.method, uri: head.uri)))
+            var request = Request(head: head, route: SampleRoute(method: head.method, uri: head.uri))
+            if head.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true {
+                request.grpcMessages = context.channel.allocator.buffer(capacity: 0)
+            }
+            self.state = .receiving(request)
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 let interim = HTTPResponseHead(version: head.version, status: .continue)
                 context.writeAndFlush(Self.wrapOutboundOut(.head(interim)), promise: nil)
             }
         case (.body(let body), .receiving(var request)):
             request.bodyBytes += body.readableBytes
+            if request.bodyBytes <= Self.maxGRPCBytes {
+                var body = body
+                request.grpcMessages?.writeBuffer(&body)
+            }
             self.state = .receiving(request)
         case (.end, .receiving(let request)):
             self.state = .idle
@@ -109,8 +125,12 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - Responses
 
     private func respond(context: ChannelHandlerContext, to request: Request) {
-        let keepAlive = request.head.isKeepAlive
+        let keepAlive = request.keepAlive
         let identity = self.identity
+        if let messages = request.grpcMessages {
+            self.answerGRPC(context: context, request: request, messages: messages)
+            return
+        }
         switch request.route {
         case .hello(let path):
             self.send(context: context, request: request, status: .ok, text: SampleBody.hello(identity, path: path))
@@ -151,6 +171,29 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A gRPC echo: the request's length-prefixed messages back as they came, then the status in
+    /// trailers, as every gRPC server ends a call.
+    private func answerGRPC(context: ChannelHandlerContext, request: Request, messages: ByteBuffer) {
+        var head = self.responseHead(.ok, version: request.head.version, keepAlive: request.keepAlive)
+        head.headers.add(name: "content-type", value: "application/grpc")
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        var trailers = HTTPHeaders()
+        if request.bodyBytes > Self.maxGRPCBytes {
+            trailers.add(name: "grpc-status", value: "8")
+            trailers.add(name: "grpc-message", value: "request larger than \(Self.maxGRPCBytes) bytes")
+        } else {
+            if messages.readableBytes > 0 {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(messages))), promise: nil)
+            }
+            trailers.add(name: "grpc-status", value: "0")
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+        if !request.keepAlive {
+            self.state = .closed
+            context.close(promise: nil)
+        }
+    }
+
     /// Writes `/bytes` chunks while the channel takes them; ends the response when all are written.
     private func pump(context: ChannelHandlerContext) {
         guard case .streaming(var remaining, let keepAlive) = self.state else { return }
@@ -186,7 +229,7 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = []
     ) {
-        let keepAlive = request.head.isKeepAlive
+        let keepAlive = request.keepAlive
         var head = self.responseHead(status, version: request.head.version, keepAlive: keepAlive)
         head.headers.add(name: "content-type", value: contentType)
         head.headers.add(name: "content-length", value: String(text.utf8.count))
@@ -202,7 +245,11 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = HTTPHeaders()
         headers.add(name: "x-service", value: self.identity.service)
         headers.add(name: "x-version", value: self.identity.version)
-        if !keepAlive {
+        // The protocol the request arrived in, so a test can tell what a proxy sent upstream.
+        headers.add(name: "x-request-protocol", value: version.major == 2 ? "HTTP/2" : "HTTP/\(version.major).\(version.minor)")
+        if version.major == 2 {
+            // Connection headers do not exist in HTTP/2.
+        } else if !keepAlive {
             headers.add(name: "connection", value: "close")
         } else if version.major == 1, version.minor == 0 {
             headers.add(name: "connection", value: "keep-alive")

@@ -1,5 +1,7 @@
+import MeshCore
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 #if canImport(Glibc)
@@ -43,8 +45,24 @@ public enum SampleApps {
         let identity = SampleIdentity(service: service, version: version)
         let log: @Sendable (String) -> Void = { line in self.printLine("sample-app \(service) \(version): \(line)") }
         return try await self.bind(host: host, port: port) { channel in
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-            try channel.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, log: log))
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), as a gRPC server speaks it.
+            let sniffer = ConnectionSetup.priorKnowledgeSniffer(
+                http1: { channel in
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, log: log))
+                },
+                http2: { channel in
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                            try stream.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, log: log))
+                        }
+                    }
+                }
+            )
+            try channel.pipeline.syncOperations.addHandler(sniffer)
         }
     }
 

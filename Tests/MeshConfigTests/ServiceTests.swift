@@ -238,12 +238,13 @@ import Testing
                 loadBalancer: {simple: RANDOM}
                 connectionPool:
                   tcp: {maxConnections: 100, connectTimeout: 30ms}
-                  http: {maxRequestsPerConnection: 1, idleTimeout: 10s}
+                  http: {maxRequestsPerConnection: 1, idleTimeout: 10s, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 50}
               subsets:
               - name: v1
                 labels: {version: v1}
                 trafficPolicy:
                   loadBalancer: {simple: ROUND_ROBIN}
+                  connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}
               - name: v2
                 labels: {version: v2}
             """)
@@ -252,10 +253,10 @@ import Testing
         #expect(rule.host == "reviews.default.svc.cluster.local")
         #expect(rule.trafficPolicy == TrafficPolicy(
             connectTimeout: .milliseconds(30), maxConnections: 100, maxRequestsPerConnection: 1,
-            upstreamIdleTimeout: .seconds(10), loadBalancer: .random
+            upstreamIdleTimeout: .seconds(10), h2UpgradePolicy: .upgrade, maxConcurrentStreams: 50, loadBalancer: .random
         ))
         #expect(rule.subsets == [
-            Subset(name: "v1", labels: ["version": "v1"], trafficPolicy: TrafficPolicy(loadBalancer: .roundRobin)),
+            Subset(name: "v1", labels: ["version": "v1"], trafficPolicy: TrafficPolicy(h2UpgradePolicy: .doNotUpgrade, loadBalancer: .roundRobin)),
             Subset(name: "v2", labels: ["version": "v2"]),
         ])
     }
@@ -273,6 +274,7 @@ import Testing
                 loadBalancer: {simple: FASTEST}
                 connectionPool:
                   tcp: {maxConnections: 0}
+                  http: {h2UpgradePolicy: ALWAYS}
               subsets:
               - name: all
               - name: v2
@@ -290,10 +292,11 @@ import Testing
             "conf/test.yaml:30: warning: DestinationRule/reviews.spec.trafficPolicy.outlierDetection: not supported yet; ignored",
             "conf/test.yaml:31: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.simple: invalid value \"FASTEST\"; expected ROUND_ROBIN, RANDOM, LEAST_REQUEST, LEAST_CONN, UNSPECIFIED or PASSTHROUGH",
             "conf/test.yaml:33: error: DestinationRule/reviews.spec.trafficPolicy.connectionPool.tcp.maxConnections: 0 is out of range 1..2147483647",
-            "conf/test.yaml:35: warning: DestinationRule/reviews.spec.subsets[0]: subset 'all' has no labels: it selects every endpoint of the service",
-            "conf/test.yaml:36: warning: DestinationRule/reviews.spec.subsets[1]: subset 'v2' (version=v2) selects no endpoint of reviews.default.svc.cluster.local; requests routed to it will get 503",
-            "conf/test.yaml:38: error: DestinationRule/reviews.spec.subsets[2]: subset 'v2' is already defined by subsets[1]",
-            "conf/test.yaml:45: warning: DestinationRule/nothing.spec.host: no ServiceEntry or Service declares host nothing.example.com",
+            "conf/test.yaml:34: error: DestinationRule/reviews.spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: invalid value \"ALWAYS\"; expected one of DEFAULT, DO_NOT_UPGRADE, UPGRADE",
+            "conf/test.yaml:36: warning: DestinationRule/reviews.spec.subsets[0]: subset 'all' has no labels: it selects every endpoint of the service",
+            "conf/test.yaml:37: warning: DestinationRule/reviews.spec.subsets[1]: subset 'v2' (version=v2) selects no endpoint of reviews.default.svc.cluster.local; requests routed to it will get 503",
+            "conf/test.yaml:39: error: DestinationRule/reviews.spec.subsets[2]: subset 'v2' is already defined by subsets[1]",
+            "conf/test.yaml:46: warning: DestinationRule/nothing.spec.host: no ServiceEntry or Service declares host nothing.example.com",
         ])
     }
 }

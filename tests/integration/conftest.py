@@ -123,6 +123,43 @@ def curl(url: str, *args: str, timeout: float = REQUEST_TIMEOUT) -> Response:
     return Response(int(status_lines[-1].split()[1]), parse_curl_headers(head), raw[head_end:])
 
 
+@dataclass
+class GRPCReply:
+    status: int
+    headers: dict[str, str]
+    trailers: dict[str, str]
+    body: bytes
+
+
+def grpc_frame(message: bytes) -> bytes:
+    """One gRPC length-prefixed message: flag 0 (not compressed), a 4-byte big-endian length, the bytes."""
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def grpc_call(url: str, message: bytes, tmp_path: Path, *args: str) -> GRPCReply:
+    """One unary gRPC-shaped call with the real curl over HTTP/2 (POST, `content-type: application/grpc`,
+    `te: trailers`); curl's header dump holds the trailers after the header block."""
+    request, dump = tmp_path / "grpc-request.bin", tmp_path / "grpc-dump.txt"
+    request.write_bytes(grpc_frame(message))
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", str(REQUEST_TIMEOUT), "-D", str(dump), "-H", "content-type: application/grpc",
+         "-H", "te: trailers", "--data-binary", f"@{request}", *args, url],
+        capture_output=True, timeout=REQUEST_TIMEOUT + 5,
+    )
+    assert result.returncode == 0, f"curl {url} failed ({result.returncode}): {result.stderr.decode()}"
+    blocks = re.split(r"\r?\n\r?\n", dump.read_text("latin-1").strip())
+    head = next(index for index in range(len(blocks) - 1, -1, -1) if blocks[index].startswith("HTTP/"))
+    trailers = parse_curl_headers("HTTP/2 200\n" + "\n".join(blocks[head + 1:]))
+    return GRPCReply(int(blocks[head].split()[1]), parse_curl_headers(blocks[head]), trailers, result.stdout)
+
+
+def established_connections(host: str, port: int) -> int:
+    """TCP connections in ESTABLISHED state whose local end is host:port (a server's accepted connections)."""
+    local = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        return sum(1 for line in list(table)[1:] if line.split()[1] == local and line.split()[3] == "01")
+
+
 def _body_start(raw: bytes) -> int:
     """Where the body starts in `curl -i` output (after the last of any 1xx heads)."""
     position = 0
@@ -226,9 +263,9 @@ class SampleApp:
         return [line[len(prefix):] for line in self.proc.stdout().splitlines() if line.startswith(prefix)]
 
 
-class RawUpstream:
-    """A raw TCP listener standing in for an upstream: records every byte received; once it has seen the
-    end of a request head it answers a fixed `200 ok` and closes. Proves what did, or did not, arrive."""
+class ThreadedListener:
+    """A TCP listener on `host` (any free port) that hands each accepted connection to `handle` on a
+    thread of its own; `close()` stops it."""
 
     def __init__(self, host: str):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -237,8 +274,6 @@ class RawUpstream:
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.host, self.port = host, self.sock.getsockname()[1]
-        self.connections = 0
-        self.received = bytearray()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -252,11 +287,36 @@ class RawUpstream:
                 continue
             except OSError:
                 return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            threading.Thread(target=self.handle, args=(conn, self.accepted()), daemon=True).start()
 
-    def _handle(self, conn: socket.socket) -> None:
+    def accepted(self) -> object:
+        """Called on the accepting thread for each connection; its result goes to `handle`."""
+        return None
+
+    def handle(self, conn: socket.socket, state: object) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.sock.close()
+        self._thread.join(timeout=STOP_TIMEOUT)
+
+
+class RawUpstream(ThreadedListener):
+    """A raw TCP listener standing in for an upstream: records every byte received; once it has seen the
+    end of a request head it answers a fixed `200 ok` and closes. Proves what did, or did not, arrive."""
+
+    def __init__(self, host: str):
+        self.connections = 0
+        self.received = bytearray()
+        super().__init__(host)
+
+    def accepted(self) -> object:
+        with self._lock:
+            self.connections += 1
+        return None
+
+    def handle(self, conn: socket.socket, state: object) -> None:
         conn.settimeout(5)
         seen = bytearray()
         with conn:
@@ -275,11 +335,6 @@ class RawUpstream:
     def snapshot(self) -> tuple[int, bytes]:
         with self._lock:
             return self.connections, bytes(self.received)
-
-    def close(self) -> None:
-        self._stopping.set()
-        self.sock.close()
-        self._thread.join(timeout=STOP_TIMEOUT)
 
 
 class Gateway:

@@ -25,6 +25,8 @@ from conftest import (
     documents,
     free_port,
     gateway_yaml,
+    grpc_call,
+    grpc_frame,
     http_get,
     resource_yaml,
     service_yaml,
@@ -113,12 +115,13 @@ def start_sidecar(
 
 
 def http_mesh(mesh: Mesh, ca: Path, mode: str = "STRICT", gateway_account: str | None = None, sidecar_account: str = "httpbin",
-              declared_account: str = "httpbin", **sidecar_settings: object):
-    """httpbin behind a sidecar, declared with a sidecar label; a gateway on an HTTP port routing to it."""
+              declared_account: str = "httpbin", port_name: str = "http", **sidecar_settings: object):
+    """httpbin behind a sidecar, declared with a sidecar label (its port named `port_name`); a gateway on
+    an HTTP port routing to it."""
     app = mesh.http_app("httpbin", "v1")
     services = documents(
-        service_yaml("httpbin", 8000),
-        mesh_workload_yaml("httpbin-v1", "httpbin", "v1", app.host, "http", app.port, declared_account),
+        service_yaml("httpbin", 8000, port_name),
+        mesh_workload_yaml("httpbin-v1", "httpbin", "v1", app.host, port_name, app.port, declared_account),
     )
     sidecar = start_sidecar(
         mesh, "httpbin-v1", app.host, {8000: app.port}, {"services.yaml": services, "pa.yaml": peer_authentication_yaml(mode)},
@@ -153,6 +156,20 @@ def test_gateway_reaches_the_app_over_mtls_and_the_app_sees_the_gateways_identit
     assert status["meshCertificate"]["identity"] == "spiffe://cluster.local/ns/default/sa/httpbin"
     assert status["meshCertificate"]["renewAt"] < status["meshCertificate"]["notValidAfter"]
     assert "meshgate_certificate_expiry_timestamp_seconds" in sidecar.metrics()
+
+
+def test_grpc_crosses_the_mesh_as_http2_over_mtls(mesh: Mesh, ca: Path, tmp_path: Path):
+    # A port named grpc: the gateway opens HTTP/2 streams over mTLS (ALPN istio-h2), the sidecar
+    # serves them as HTTP/2 and speaks HTTP/2 to the app; the status comes back in trailers.
+    app, sidecar, gateway = http_mesh(mesh, ca, port_name="grpc")
+    reply = grpc_call(gateway.url("/echo.Echo/Say"), b"through two hops", tmp_path, "--http2-prior-knowledge")
+    assert reply.status == 200, reply
+    assert reply.headers["x-request-protocol"] == "HTTP/2"
+    assert reply.body == grpc_frame(b"through two hops")
+    assert reply.trailers == {"grpc-status": "0"}
+    # The app saw the gateway's identity, as over HTTP/1.1.
+    headers = curl(gateway.url("/headers"), "--http2-prior-knowledge").json()["headers"]
+    assert headers["x-forwarded-client-cert"].endswith("URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account")
 
 
 def test_strict_refuses_plain_text_and_tls_without_a_certificate(mesh: Mesh, ca: Path):

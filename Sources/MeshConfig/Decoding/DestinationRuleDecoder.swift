@@ -19,11 +19,8 @@ enum DestinationRuleDecoder {
         ["maxConnections", "connectTimeout"], unsupported: ["tcpKeepalive", "maxConnectionDuration", "idleTimeout"]
     )
     static let httpSettings = Schema(
-        ["maxRequestsPerConnection", "idleTimeout"],
-        unsupported: [
-            "http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "h2UpgradePolicy", "useClientProtocol",
-            "maxConcurrentStreams",
-        ]
+        ["maxRequestsPerConnection", "idleTimeout", "h2UpgradePolicy", "maxConcurrentStreams"],
+        unsupported: ["http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "useClientProtocol"]
     )
     static let subset = Schema(["name", "labels", "trafficPolicy"])
 
@@ -83,6 +80,10 @@ enum DestinationRuleDecoder {
             maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
             maxRequestsPerConnection: http?.int("maxRequestsPerConnection", in: 0...Int(Int32.max)),
             upstreamIdleTimeout: http?.duration("idleTimeout"),
+            h2UpgradePolicy: http?["h2UpgradePolicy"]?.oneOf(
+                ["DEFAULT": H2UpgradePolicy.default, "DO_NOT_UPGRADE": .doNotUpgrade, "UPGRADE": .upgrade]
+            ),
+            maxConcurrentStreams: http?.int("maxConcurrentStreams", in: 1...Int(Int32.max)),
             loadBalancer: policy.map("loadBalancer", Self.loadBalancer)?["simple"].flatMap(self.loadBalancer),
             tls: policy.map("tls", Self.clientTLS).flatMap(self.clientTLS),
             portLevel: portLevel

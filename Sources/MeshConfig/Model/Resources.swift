@@ -309,6 +309,10 @@ public struct TrafficPolicy: Sendable, Hashable {
     public var maxRequestsPerConnection: Int?
     /// `connectionPool.http.idleTimeout` of pooled upstream connections; nil = the default (1h).
     public var upstreamIdleTimeout: Duration?
+    /// `connectionPool.http.h2UpgradePolicy`: UPGRADE sends HTTP/1.1 requests upstream as HTTP/2.
+    public var h2UpgradePolicy: H2UpgradePolicy?
+    /// `connectionPool.http.maxConcurrentStreams`: streams per upstream HTTP/2 connection; nil = the server's limit.
+    public var maxConcurrentStreams: Int?
     /// `loadBalancer.simple`.
     public var loadBalancer: LoadBalancerPolicy?
     /// `tls`: how to originate TLS; nil = auto (ISTIO_MUTUAL to endpoints with a sidecar, else plain).
@@ -321,6 +325,8 @@ public struct TrafficPolicy: Sendable, Hashable {
         maxConnections: Int? = nil,
         maxRequestsPerConnection: Int? = nil,
         upstreamIdleTimeout: Duration? = nil,
+        h2UpgradePolicy: H2UpgradePolicy? = nil,
+        maxConcurrentStreams: Int? = nil,
         loadBalancer: LoadBalancerPolicy? = nil,
         tls: ClientTLSSettings? = nil,
         portLevel: [Int: TrafficPolicy] = [:]
@@ -329,6 +335,8 @@ public struct TrafficPolicy: Sendable, Hashable {
         self.maxConnections = maxConnections
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.upstreamIdleTimeout = upstreamIdleTimeout
+        self.h2UpgradePolicy = h2UpgradePolicy
+        self.maxConcurrentStreams = maxConcurrentStreams
         self.loadBalancer = loadBalancer
         self.tls = tls
         self.portLevel = portLevel
@@ -342,6 +350,8 @@ public struct TrafficPolicy: Sendable, Hashable {
             maxConnections: self.maxConnections ?? base.maxConnections,
             maxRequestsPerConnection: self.maxRequestsPerConnection ?? base.maxRequestsPerConnection,
             upstreamIdleTimeout: self.upstreamIdleTimeout ?? base.upstreamIdleTimeout,
+            h2UpgradePolicy: self.h2UpgradePolicy ?? base.h2UpgradePolicy,
+            maxConcurrentStreams: self.maxConcurrentStreams ?? base.maxConcurrentStreams,
             loadBalancer: self.loadBalancer ?? base.loadBalancer,
             tls: self.tls ?? base.tls,
             portLevel: self.portLevel.merging(base.portLevel) { mine, _ in mine }
@@ -355,6 +365,14 @@ public struct TrafficPolicy: Sendable, Hashable {
         merged.portLevel = [:]
         return merged
     }
+}
+
+/// `connectionPool.http.h2UpgradePolicy`. Ports declared HTTP2 or GRPC always speak HTTP/2
+/// upstream, as in Istio; the policy decides for HTTP ports.
+public enum H2UpgradePolicy: String, Sendable, Hashable {
+    case `default` = "DEFAULT"
+    case doNotUpgrade = "DO_NOT_UPGRADE"
+    case upgrade = "UPGRADE"
 }
 
 public enum LoadBalancerPolicy: String, Sendable, Hashable {

@@ -116,6 +116,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         var reusedConnection = false
         /// Some request body has been written upstream: the request can no longer be replayed.
         var bodySent = false
+        /// The request was already sent again once (after a closed pooled connection or a refused stream).
+        var replayed = false
         /// The upstream may serve another request after this response (keep-alive, no `close`).
         var upstreamReusable = true
     }
@@ -425,14 +427,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         let key = cluster.poolKeys[target.endpointIndex]
         let pool = self.environment.pools.pool(for: eventLoop)
         exchange.upstreamStart = .now()
-        if allowPooled, let connection = pool.takeIdle(key: key) {
+        let connecting: EventLoopFuture<UpstreamHTTPHandler>
+        if cluster.http2 {
+            exchange.reusedConnection = false
+            connecting = pool.openStream(key: key, endpoint: endpoint, cluster: cluster, fresh: !allowPooled)
+        } else if allowPooled, let connection = pool.takeIdle(key: key) {
             exchange.reusedConnection = true
             self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
             return
+        } else {
+            exchange.reusedConnection = false
+            connecting = pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
         }
-        exchange.reusedConnection = false
         exchange.upstream = .connecting
-        pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
+        connecting
             .assumeIsolated()
             .whenComplete { result in
                 guard let current = self.exchange, case .connecting = current.upstream, !self.closed else {
@@ -462,7 +470,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         let pending = exchange.pendingRequestParts
         exchange.pendingRequestParts = []
         var upstreamHead = head
-        if maxRequests > 0 && connection.requestsSent >= maxRequests {
+        if maxRequests > 0 && connection.requestsSent >= maxRequests && !connection.isStream {
             upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
             exchange.upstreamReusable = false
         }
@@ -541,6 +549,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                     upstream.close()
                 }
                 exchange.upstream = .finished
+            } else {
+                // Released before the end goes downstream: writing it may end an HTTP/2 stream,
+                // and this handler with it, at once.
+                self.releaseUpstream(exchange)
             }
             if exchange.suppressEndMarker {
                 context.flush()
@@ -557,15 +569,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     }
 
     func upstreamClosed() {
-        guard let exchange = self.exchange, case .attached = exchange.upstream else { return }
+        guard let exchange = self.exchange, case .attached(let upstream) = exchange.upstream else { return }
         exchange.upstream = .finished
         if exchange.responseComplete { return }
-        if !exchange.responseStarted && exchange.reusedConnection && !exchange.bodySent {
-            // A pooled connection the server had closed while idle: nothing of this request was
-            // processed, so it is sent again on a new connection (never for a request whose body
-            // was already on its way).
-            self.environment.log.debug("http :\(self.environment.port): pooled upstream connection was closed; retrying on a new one")
+        if !exchange.responseStarted && (exchange.reusedConnection || upstream.refused) && !exchange.bodySent && !exchange.replayed {
+            // A pooled connection the server had closed while idle, or a stream it refused:
+            // nothing of this request was processed, so it is sent again on a new connection
+            // (never for a request whose body was already on its way).
+            self.environment.log.debug("http :\(self.environment.port): upstream closed or refused before processing; retrying on a new connection")
             exchange.upstream = .none
+            exchange.replayed = true
             // The head is re-sent by attach; a request already complete needs its end again.
             exchange.pendingRequestParts = exchange.requestComplete ? [.end(nil)] : []
             self.connectUpstream(allowPooled: false)
@@ -595,13 +608,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         guard let exchange = self.exchange, exchange.responseComplete,
             exchange.requestComplete || (exchange.discardRequestBody && !exchange.keepAlive)
         else { return }
-        if case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop {
-            if exchange.upstreamReusable {
-                self.environment.pools.pool(for: eventLoop).release(upstream)
-            } else {
-                upstream.close()
-            }
-        }
+        self.releaseUpstream(exchange)
         self.exchange = nil
         self.report(exchange)
         if self.environment.isHTTP2 { return }  // the stream ends with its response
@@ -614,6 +621,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.handleRequestPart(self.queuedParts.removeFirst())
         }
         self.releaseHeldRead()
+    }
+
+    /// After a complete exchange: the upstream connection back to the pool (an HTTP/2 stream just
+    /// ends), or closed when it cannot serve another request.
+    private func releaseUpstream(_ exchange: Exchange) {
+        guard case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop else { return }
+        exchange.upstream = .finished
+        // A finished HTTP/2 stream closes by itself; closing it here would reset it.
+        if exchange.upstreamReusable || upstream.isStream {
+            self.environment.pools.pool(for: eventLoop).release(upstream)
+        } else {
+            upstream.close()
+        }
     }
 
     private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {

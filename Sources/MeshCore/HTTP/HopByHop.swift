@@ -88,7 +88,8 @@ enum HopByHop {
     /// `keep-alive`) are added to `named`: those headers are hop-by-hop too, removed after the pass.
     private static func isHopByHop(_ name: String, value: String, named: inout [String]) -> Bool {
         switch name.utf8.count {
-        case 2: return name.asciiCaseInsensitiveEquals("te")
+        // `te: trailers` goes on (gRPC needs it; RFC 9113 §8.2.2 allows exactly that value in HTTP/2).
+        case 2: return name.asciiCaseInsensitiveEquals("te") && !value.asciiCaseInsensitiveEquals("trailers")
         case 7: return name.asciiCaseInsensitiveEquals("trailer") || name.asciiCaseInsensitiveEquals("upgrade")
         case 10:
             if name.asciiCaseInsensitiveEquals("connection") {

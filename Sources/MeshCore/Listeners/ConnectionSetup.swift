@@ -14,7 +14,7 @@ import NIOTLS
 ///                                     └ terminating server → TLS ─ HTTPS: ALPN h2 / http/1.1
 ///                                                                 └ TLS:   TCP proxy (tcp routes)
 /// ```
-struct ConnectionSetup: Sendable {
+public struct ConnectionSetup: Sendable {
     /// HTTP request limits: Envoy's 60 KiB header list; at most 100 headers (Envoy's default).
     static let maxHeaderListSize = 60 * 1024
     static let maxHeaderCount = 100
@@ -68,7 +68,23 @@ struct ConnectionSetup: Sendable {
 
     /// A plain HTTP connection: HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) starts
     /// with the connection preface; anything else is HTTP/1.1.
-    func plainHTTP(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) -> HandOverHandler {
+    func plainHTTP(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) -> some ChannelHandler {
+        Self.priorKnowledgeSniffer(
+            http1: { channel in try Self.configureHTTP1(channel: channel, environment: environment, idleTimeout: idleTimeout) },
+            http2: { channel in
+                var environment = environment
+                environment.isHTTP2 = true
+                try self.configureHTTP2(channel: channel, environment: environment)
+            }
+        )
+    }
+
+    /// The first stage of a plain-text HTTP server connection (the proxy's, and the sample app's):
+    /// waits for the first bytes, installs `http2` when they are the HTTP/2 connection preface and
+    /// `http1` otherwise, then hands every byte over and leaves.
+    public static func priorKnowledgeSniffer(
+        http1: @escaping (Channel) throws -> Void, http2: @escaping (Channel) throws -> Void
+    ) -> some ChannelHandler & RemovableChannelHandler {
         let preface = Self.http2Preface
         return HandOverHandler { context, event in
             guard case .bytes(let bytes) = event else { return nil }
@@ -77,13 +93,7 @@ struct ConnectionSetup: Sendable {
             guard !isPrefix || seen.count == preface.count else { return nil }  // undecided: read more
             let channel = context.channel
             return channel.eventLoop.makeCompletedFuture {
-                if isPrefix {
-                    var environment = environment
-                    environment.isHTTP2 = true
-                    try self.configureHTTP2(channel: channel, environment: environment)
-                } else {
-                    try Self.configureHTTP1(channel: channel, environment: environment, idleTimeout: idleTimeout)
-                }
+                try (isPrefix ? http2 : http1)(channel)
             }
         }
     }

@@ -13,6 +13,7 @@ import NIOSSL
 ///                  │          chaining to the mesh root is required) → peer in our trust domain?
 ///                  │        → ALPN: istio-peer-exchange → metadata exchange → TCP to the app
 ///                  │                istio-http/1.x, http/1.1 → HTTP to the app (+ XFCC)
+///                  │                istio-h2, h2 → HTTP/2 streams to the app (+ XFCC)
 ///                  │                istio / none → by the port's protocol
 ///                  └ no  → PeerAuthentication STRICT? closed (curl sees a reset: exit 56)
 ///                          → plain HTTP or TCP to the app
@@ -113,6 +114,8 @@ extension ConnectionSetup {
             return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceTCP: true)
         case "istio-http/1.1"?, "istio-http/1.0"?, "http/1.1"?:
             return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceHTTP: true)
+        case let alpn? where MeshIdentity.http2ALPN.contains(alpn):
+            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceHTTP: true, http2: true)
         default:
             return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https")
         }
@@ -122,16 +125,18 @@ extension ConnectionSetup {
     /// plain text) or a TCP pump.
     private func toApp(
         _ channel: Channel, app: InboundPlan.AppPort, plan: ListenerPlan, snapshot: Snapshot, forwardedClientCert: String?,
-        scheme: String, forceTCP: Bool = false, forceHTTP: Bool = false
+        scheme: String, forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false
     ) -> EventLoopFuture<Void> {
         if forceHTTP || (app.isHTTP && !forceTCP) {
             let environment = self.environment(
-                port: plan.port, scheme: scheme, tlsServer: nil,
+                port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2,
                 inbound: InboundHTTP(routes: app.routes, forwardedClientCert: forwardedClientCert)
             )
             let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
             return channel.eventLoop.makeCompletedFuture {
-                if forwardedClientCert == nil {
+                if http2 {
+                    try self.configureHTTP2(channel: channel, environment: environment)
+                } else if forwardedClientCert == nil {
                     try channel.pipeline.syncOperations.addHandler(self.plainHTTP(environment: environment, idleTimeout: idleTimeout))
                 } else {
                     try Self.configureHTTP1(channel: channel, environment: environment, idleTimeout: idleTimeout)

@@ -10,10 +10,14 @@ import NIOSSL
 public final class MeshIdentity: Sendable {
     /// ALPN offered when this proxy originates mTLS carrying HTTP/1.1 (what Istio's sidecars offer).
     static let clientHTTPALPN = ["istio-http/1.1", "istio", "http/1.1"]
+    /// ALPN offered when originating mTLS carrying HTTP/2 (Istio's `istio-h2`).
+    static let clientHTTP2ALPN = ["istio-h2", "istio", "h2"]
     /// ALPN offered when originating mTLS carrying TCP: Istio's metadata exchange first.
     static let clientTCPALPN = [PeerMetadataExchange.alpn, "istio"]
     /// ALPN accepted inbound, in our order of preference.
-    static let serverALPN = ["istio-http/1.1", "istio-http/1.0", "http/1.1", PeerMetadataExchange.alpn, "istio"]
+    static let serverALPN = ["istio-http/1.1", "istio-http/1.0", "http/1.1", "istio-h2", "h2", PeerMetadataExchange.alpn, "istio"]
+    /// The ALPN values that mean HTTP/2 on a mesh connection.
+    static let http2ALPN: Set<String> = ["istio-h2", "h2"]
 
     /// One certificate, its key, the mesh roots, and the contexts built from them.
     public struct Material: Sendable {
@@ -26,6 +30,7 @@ public final class MeshIdentity: Sendable {
         /// Where it came from (a directory, or "issued by the CA in DIR").
         public let origin: String
         let clientHTTP: NIOSSLContext
+        let clientHTTP2: NIOSSLContext
         let clientTCP: NIOSSLContext
         let server: NIOSSLContext
     }
@@ -93,6 +98,8 @@ public final class MeshIdentity: Sendable {
         client.minimumTLSVersion = .tlsv12
         var clientHTTP = client
         clientHTTP.applicationProtocols = Self.clientHTTPALPN
+        var clientHTTP2 = client
+        clientHTTP2.applicationProtocols = Self.clientHTTP2ALPN
         var clientTCP = client
         clientTCP.applicationProtocols = Self.clientTCPALPN
         var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
@@ -102,7 +109,8 @@ public final class MeshIdentity: Sendable {
         server.applicationProtocols = Self.serverALPN
         return Material(
             uri: uri, trustDomain: trustDomain, notValidBefore: Int(leaf.notValidBefore), notValidAfter: Int(leaf.notValidAfter),
-            origin: origin, clientHTTP: try context(clientHTTP), clientTCP: try context(clientTCP), server: try context(server)
+            origin: origin, clientHTTP: try context(clientHTTP),
+            clientHTTP2: try context(clientHTTP2), clientTCP: try context(clientTCP), server: try context(server)
         )
     }
 

@@ -163,7 +163,9 @@ extension SnapshotCompiler {
                         workloadName: settings.workloadName, identity: identity
                     )
                 ],
-                connectTimeout: Self.defaultConnectTimeout, upstreamIdleTimeout: Self.defaultUpstreamIdleTimeout, maxRequestsPerConnection: 0
+                connectTimeout: Self.defaultConnectTimeout, upstreamIdleTimeout: Self.defaultUpstreamIdleTimeout, maxRequestsPerConnection: 0,
+                // An app serving HTTP2 or GRPC gets HTTP/2 from its sidecar too.
+                http2: Self.upstreamHTTP2(portProtocol, policy: nil)
             )
             self.clusters[name] = cluster
             let destinations = WeightedClusters([(cluster, 100)])

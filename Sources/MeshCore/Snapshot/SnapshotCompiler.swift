@@ -240,7 +240,8 @@ public struct SnapshotCompiler {
             selector = subset.labels
             policy = subset.trafficPolicy?.forPort(servicePort.number).overriding(policy) ?? policy
         }
-        let tlsPolicy = self.upstreamTLS(policy?.tls, rule: rule, path: path)
+        let http2 = Self.upstreamHTTP2(servicePort.protocol, policy: policy)
+        let tlsPolicy = self.upstreamTLS(policy?.tls, rule: rule, path: path, http2: http2)
 
         var endpoints: [ClusterEndpoint] = []
         for endpoint in service.endpoints where selector.allSatisfy({ endpoint.labels[$0.key] == $0.value }) {
@@ -277,10 +278,22 @@ public struct SnapshotCompiler {
             endpoints: endpoints,
             connectTimeout: policy?.connectTimeout.map(TimeAmount.init) ?? Self.defaultConnectTimeout,
             upstreamIdleTimeout: policy?.upstreamIdleTimeout.map(TimeAmount.init) ?? Self.defaultUpstreamIdleTimeout,
-            maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0
+            maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0,
+            http2: http2,
+            maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0
         )
         self.clusters[name] = cluster
         return cluster
+    }
+
+    /// Whether a cluster speaks HTTP/2 upstream: always for ports declared HTTP2 or GRPC (as
+    /// Istio does), and for HTTP ports whose policy says `h2UpgradePolicy: UPGRADE`.
+    static func upstreamHTTP2(_ portProtocol: PortProtocol, policy: TrafficPolicy?) -> Bool {
+        switch portProtocol {
+        case .http2, .grpc: return true
+        case .http, .unknown: return policy?.h2UpgradePolicy == .upgrade
+        case .https, .tcp, .tls: return false
+        }
     }
 }
 
@@ -311,7 +324,7 @@ extension SnapshotCompiler {
 
     var hasMeshIdentity: Bool { self.config.settings.caDir != nil || self.config.settings.certDir != nil }
 
-    mutating func upstreamTLS(_ settings: ClientTLSSettings?, rule: DestinationRule?, path: String) -> TLSPolicy {
+    mutating func upstreamTLS(_ settings: ClientTLSSettings?, rule: DestinationRule?, path: String, http2: Bool) -> TLSPolicy {
         guard let settings else { return .auto }
         let place = settings.location ?? rule?.meta.location
         switch settings.mode {
@@ -327,7 +340,7 @@ extension SnapshotCompiler {
             return .istioMutual(subjectAltNames: settings.subjectAltNames)
         case .simple, .mutual:
             do {
-                let context = try TLSContextFactory.clientContext(settings)
+                let context = try TLSContextFactory.clientContext(settings, alpn: http2 ? ["h2"] : ["http/1.1"])
                 return .files(context: context, sni: settings.sni, subjectAltNames: settings.subjectAltNames)
             } catch {
                 self.diagnostics.append(Diagnostic(.error, at: place, path: "\(path).tls", error.description))

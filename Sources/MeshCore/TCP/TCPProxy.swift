@@ -100,7 +100,7 @@ public enum TCPProxy {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = endpoint.tls {
                         // The glue goes in once the server's identity is checked (see below).
-                        try tls.secure(channel, identity: identity, carriesHTTP: false)
+                        try tls.secure(channel, identity: identity, carrying: .tcp)
                     } else {
                         try channel.pipeline.syncOperations.addHandler(boundUpstreamGlue.value)
                     }

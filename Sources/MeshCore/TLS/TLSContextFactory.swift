@@ -76,7 +76,7 @@ public enum TLSContextFactory {
 
     /// A DestinationRule's SIMPLE or MUTUAL origination: trust `caCertificates` (else the system
     /// roots), present the client certificate for MUTUAL.
-    public static func clientContext(_ settings: ClientTLSSettings) throws(Failure) -> NIOSSLContext {
+    public static func clientContext(_ settings: ClientTLSSettings, alpn: [String]) throws(Failure) -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let caPath = settings.caCertificatesPath {
             do {
@@ -102,7 +102,7 @@ public enum TLSContextFactory {
                 throw Failure(description: "cannot load private key \(keyPath): \(Self.reason(error, path: keyPath))")
             }
         }
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = alpn
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch NIOSSLError.failedToLoadPrivateKey {

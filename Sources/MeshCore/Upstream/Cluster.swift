@@ -17,6 +17,11 @@ public final class Cluster: Sendable {
     public let connectTimeout: TimeAmount
     public let upstreamIdleTimeout: TimeAmount
     public let maxRequestsPerConnection: Int
+    /// Requests go upstream as HTTP/2 streams, multiplexed on shared connections (a port declared
+    /// HTTP2 or GRPC, or `h2UpgradePolicy: UPGRADE`); otherwise HTTP/1.1 keep-alive.
+    public let http2: Bool
+    /// Streams per upstream HTTP/2 connection at most (also bounded by the server's SETTINGS); 0 = the server's.
+    public let maxConcurrentStreams: Int
     private let nextIndex = ManagedAtomic<Int>(0)
 
     public init(
@@ -27,17 +32,21 @@ public final class Cluster: Sendable {
         endpoints: [ClusterEndpoint],
         connectTimeout: TimeAmount,
         upstreamIdleTimeout: TimeAmount,
-        maxRequestsPerConnection: Int
+        maxRequestsPerConnection: Int,
+        http2: Bool = false,
+        maxConcurrentStreams: Int = 0
     ) {
         self.name = name
         self.serviceFQDN = serviceFQDN
         self.servicePort = servicePort
         self.subset = subset
         self.endpoints = endpoints
-        self.poolKeys = endpoints.map { "\(name)|\($0.hostPort)\($0.tls == nil ? "" : "|tls")" }
+        self.poolKeys = endpoints.map { "\(name)|\($0.hostPort)\($0.tls == nil ? "" : "|tls")\(http2 ? "|h2" : "")" }
         self.connectTimeout = connectTimeout
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.http2 = http2
+        self.maxConcurrentStreams = maxConcurrentStreams
     }
 
     /// Round-robin over the endpoints; nil when the cluster has none (`no healthy upstream`).

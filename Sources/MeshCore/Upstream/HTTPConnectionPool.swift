@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// Upstream HTTP/1.1 keep-alive connections, one pool per event loop (as Envoy keeps per-worker
@@ -16,13 +17,13 @@ public final class HTTPConnectionPools: Sendable {
 
     /// `identity`: this instance's mesh certificate, for endpoints reached with ISTIO_MUTUAL.
     public convenience init(group: EventLoopGroup, identity: MeshIdentity? = nil) {
-        self.init(group: group, connector: LoopPool.connector(identity: identity))
+        self.init(group: group, identity: identity, connector: LoopPool.connector(identity: identity))
     }
 
-    init(group: EventLoopGroup, connector: @escaping Connector) {
+    init(group: EventLoopGroup, identity: MeshIdentity? = nil, connector: @escaping Connector) {
         var pools: [ObjectIdentifier: LoopPool] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop, connector: connector)
+            pools[ObjectIdentifier(loop)] = LoopPool(eventLoop: loop, identity: identity, connector: connector)
         }
         self.pools = pools
     }
@@ -36,17 +37,21 @@ public final class HTTPConnectionPools: Sendable {
     }
 }
 
-/// The idle connections of one event loop. Confined to that loop: every method asserts it.
+/// The upstream connections of one event loop: idle HTTP/1.1 connections, and the HTTP/2
+/// connections whose streams requests share. Confined to that loop: every method asserts it.
 final class LoopPool: @unchecked Sendable {
     /// At most this many idle connections per key; more are closed when released.
     static let maxIdlePerKey = 256
 
     let eventLoop: EventLoop
+    private let identity: MeshIdentity?
     private let connector: HTTPConnectionPools.Connector
     private var idle: [String: [UpstreamHTTPHandler]] = [:]
+    private var http2: [String: [HTTP2UpstreamConnection]] = [:]
 
-    init(eventLoop: EventLoop, connector: @escaping HTTPConnectionPools.Connector) {
+    init(eventLoop: EventLoop, identity: MeshIdentity?, connector: @escaping HTTPConnectionPools.Connector) {
         self.eventLoop = eventLoop
+        self.identity = identity
         self.connector = connector
     }
 
@@ -75,38 +80,90 @@ final class LoopPool: @unchecked Sendable {
         try sync.addHandler(UpstreamHTTPHandler(key: key))
     }
 
-    /// Connects over TCP, with TLS when the endpoint asks for it: then the connection is handed
-    /// out only after the handshake and the server's identity check.
     static func connector(identity: MeshIdentity?) -> HTTPConnectionPools.Connector {
         { eventLoop, key, endpoint, timeout in
-            ClientBootstrap(group: eventLoop)
-                .connectTimeout(timeout)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try endpoint.tls?.secure(channel, identity: identity, carriesHTTP: true)
-                        try configureUpstream(channel, key: key)
-                    }
-                }
-                .connect(to: endpoint.address)
-                .flatMap { channel in
-                    UpstreamTLS.verified(channel).flatMapThrowing {
-                        let sync = channel.pipeline.syncOperations
-                        if let gate = try? sync.handler(type: UpstreamTLSGate.self) { sync.removeHandler(gate, promise: nil) }
-                        return channel
-                    }
-                }
-                .flatMapThrowing { channel in
-                    try channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
-                }
+            self.connect(eventLoop: eventLoop, endpoint: endpoint, timeout: timeout, identity: identity, carrying: .http1) { channel in
+                try configureUpstream(channel, key: key)
+            }
+            .flatMapThrowing { channel in
+                try channel.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self)
+            }
         }
     }
 
+    /// Connects over TCP, with TLS when the endpoint asks for it: then the channel is handed out
+    /// only after the handshake and the server's identity check (and, for HTTP/2, `h2` agreed).
+    static func connect(
+        eventLoop: EventLoop, endpoint: ClusterEndpoint, timeout: TimeAmount, identity: MeshIdentity?,
+        carrying application: UpstreamTLS.Application, configure: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try endpoint.tls?.secure(channel, identity: identity, carrying: application)
+                    try configure(channel)
+                }
+            }
+            .connect(to: endpoint.address)
+            .flatMap { channel in
+                UpstreamTLS.verified(channel).flatMapThrowing {
+                    let sync = channel.pipeline.syncOperations
+                    if let gate = try? sync.handler(type: UpstreamTLSGate.self) {
+                        if application == .http2, !MeshIdentity.http2ALPN.contains(gate.negotiatedProtocol ?? "") {
+                            channel.close(promise: nil)
+                            throw UpstreamTLSError.noHTTP2(negotiated: gate.negotiatedProtocol)
+                        }
+                        sync.removeHandler(gate, promise: nil)
+                    }
+                    return channel
+                }
+            }
+    }
+
+    /// A stream for one request to `endpoint`: on an HTTP/2 connection of this loop with room for
+    /// it (`fresh`: always a new connection), else on a new one; while that connects, later
+    /// requests queue on it rather than opening more.
+    func openStream(key: String, endpoint: ClusterEndpoint, cluster: Cluster, fresh: Bool) -> EventLoopFuture<UpstreamHTTPHandler> {
+        self.eventLoop.assertInEventLoop()
+        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = endpoint.tls == nil ? .http : .https
+        if !fresh, let connection = self.http2[key]?.first(where: \.acceptsStreams) {
+            return connection.openStream(scheme: scheme)
+        }
+        let connection = HTTP2UpstreamConnection(
+            key: key, eventLoop: self.eventLoop, streamLimit: cluster.maxConcurrentStreams, requestLimit: cluster.maxRequestsPerConnection
+        )
+        let bound = NIOLoopBound(connection, eventLoop: self.eventLoop)
+        let channel = Self.connect(
+            eventLoop: self.eventLoop, endpoint: endpoint, timeout: cluster.connectTimeout, identity: self.identity, carrying: .http2
+        ) { channel in
+            try bound.value.install(on: channel)
+        }
+        connection.ready = channel.map { _ in }
+        self.http2[key, default: []].append(connection)
+        channel.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                channel.closeFuture.assumeIsolated().whenComplete { _ in self.forget(connection) }
+            case .failure:
+                self.forget(connection)
+            }
+        }
+        return connection.openStream(scheme: scheme)
+    }
+
+    private func forget(_ connection: HTTP2UpstreamConnection) {
+        self.http2[connection.key]?.removeAll { $0 === connection }
+        if self.http2[connection.key]?.isEmpty == true { self.http2[connection.key] = nil }
+    }
+
     /// Returns a connection after a complete exchange; closed if the pool for its key is full.
+    /// An HTTP/2 stream is not pooled: it closes by itself when both ends are done.
     func release(_ connection: UpstreamHTTPHandler) {
         self.eventLoop.assertInEventLoop()
         connection.owner = nil
-        guard connection.isActive else { return }
+        guard connection.isActive, !connection.isStream else { return }
         if self.idle[connection.key, default: []].count >= Self.maxIdlePerKey {
             connection.close()
         } else {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 
 /// What an upstream HTTP/1.1 connection reports to the downstream exchange that leases it.
 ///
@@ -30,9 +31,15 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler {
     private var pendingRead = false
     /// Requests sent on this connection so far (for `maxRequestsPerConnection`).
     var requestsSent = 0
+    /// One HTTP/2 stream (one request) rather than a keep-alive HTTP/1.1 connection.
+    let isStream: Bool
+    /// The server refused the stream (RST_STREAM or GOAWAY with REFUSED_STREAM): it did not
+    /// process the request, which may be sent again (RFC 9113 §8.7).
+    private(set) var refused = false
 
-    init(key: String) {
+    init(key: String, isStream: Bool = false) {
         self.key = key
+        self.isStream = isStream
     }
 
     var isActive: Bool { self.context?.channel.isActive ?? false }
@@ -103,6 +110,9 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
+            self.refused = true
+        }
         context.close(promise: nil)
     }
 

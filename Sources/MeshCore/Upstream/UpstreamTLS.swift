@@ -49,23 +49,41 @@ public struct UpstreamTLSError: Error, CustomStringConvertible {
         )
     }
 
+    static func noHTTP2(negotiated: String?) -> UpstreamTLSError {
+        let got = negotiated ?? "none"
+        return UpstreamTLSError(
+            details: "upstream_tls_error{ALPN:expected h2; got \(got)}",
+            description: "the cluster speaks HTTP/2 but the server agreed to ALPN \(got), not h2"
+        )
+    }
+
     static func handshake(_ error: Error) -> UpstreamTLSError {
         UpstreamTLSError(details: "upstream_tls_error{handshake:\(error)}", description: "TLS handshake failed: \(error)")
     }
 }
 
 extension UpstreamTLS {
+    /// What the connection carries: it picks the ALPN offered for mesh mTLS.
+    enum Application {
+        case http1, http2, tcp
+    }
+
     /// Adds TLS and an ``UpstreamTLSGate`` to a fresh upstream channel (inside its initializer).
     /// The gate's `verified` succeeds once the handshake is done and the server's identity checked;
     /// the gate holds any bytes read meanwhile until the caller removes it.
-    func secure(_ channel: Channel, identity: MeshIdentity?, carriesHTTP: Bool) throws {
+    func secure(_ channel: Channel, identity: MeshIdentity?, carrying application: Application) throws {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         let sync = channel.pipeline.syncOperations
         let expected: [String]
         switch self {
         case .istioMutual(let sni, let identities):
             guard let material = identity?.load() else { throw UpstreamTLSError.noMeshCertificate }
-            let context = carriesHTTP ? material.clientHTTP : material.clientTCP
+            let context: NIOSSLContext
+            switch application {
+            case .http1: context = material.clientHTTP
+            case .http2: context = material.clientHTTP2
+            case .tcp: context = material.clientTCP
+            }
             // Verification is by SPIFFE URI (the gate), so the host name only travels as SNI.
             try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: sni))
             expected = identities
