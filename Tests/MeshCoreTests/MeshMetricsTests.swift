@@ -46,4 +46,30 @@ import Testing
         #expect(!merged.contains("istio_request_bytes"))
         #expect(merged.contains("istio_response_bytes_count{"))
     }
+
+    @Test func anInboundSourceReplacesThisProxysSourceLabels() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loop = group.next()
+        let metrics = MeshMetrics(group: group, sourceLabels: PrometheusText.labels([("reporter", "source"), ("source_workload", "me")]))
+        let shard = metrics.shard(for: loop)
+        let peer = PeerMetadata(namespace: "istio-system", workloadName: "istio-ingressgateway", labels: ["app": "gw"], clusterID: "Kubernetes")
+        let caller = SourceIdentity(peer: peer, principal: "spiffe://cluster.local/ns/istio-system/sa/gw")
+        let destination = self.identity("v1")
+        try await loop.submit {
+            for source in [caller, SourceIdentity(peer: nil, principal: nil), nil] {
+                var record = HTTPExchangeRecord()
+                record.responseCode = 200
+                record.destination = destination
+                record.source = source
+                shard.recordHTTP(record)
+            }
+        }.get()
+        let lines = await metrics.prometheusText().split(separator: "\n").filter { $0.hasPrefix("istio_requests_total{") }
+        #expect(lines.count == 3)
+        #expect(lines.contains { $0.hasPrefix(
+            "istio_requests_total{reporter=\"destination\",source_workload=\"istio-ingressgateway\",source_workload_namespace=\"istio-system\",source_principal=\"spiffe://cluster.local/ns/istio-system/sa/gw\",source_app=\"gw\",source_version=\"unknown\",source_canonical_service=\"gw\",source_canonical_revision=\"latest\",source_cluster=\"Kubernetes\",destination_workload=\"reviews-v1\""
+        ) && $0.contains("connection_security_policy=\"mutual_tls\"") })
+        #expect(lines.contains { $0.contains("reporter=\"destination\",source_workload=\"unknown\"") && $0.contains("connection_security_policy=\"none\"") })
+        #expect(lines.contains { $0.hasPrefix("istio_requests_total{reporter=\"source\",source_workload=\"me\"") && $0.contains("connection_security_policy=\"unknown\"") })
+    }
 }

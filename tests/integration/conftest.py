@@ -470,6 +470,30 @@ def http_virtual_service_yaml(name: str, gateway: str, host: str, subset: str | 
     return resource_yaml("VirtualService", name, spec)
 
 
+# MARK: - Prometheus text
+
+SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """The samples of a Prometheus text exposition: (name, labels, value)."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        labels = dict(LABEL.findall(match.group("labels") or ""))
+        samples.append((match.group("name"), labels, float(match.group("value"))))
+    return samples
+
+
+def total(samples, name: str, **labels: str) -> float:
+    """The sum of the samples named `name` whose labels include `labels`."""
+    return sum(value for n, l, value in samples if n == name and all(l.get(k) == v for k, v in labels.items()))
+
+
 # MARK: - The per-test harness
 
 

@@ -28,9 +28,11 @@ from conftest import (
     grpc_call,
     grpc_frame,
     http_get,
+    parse_samples,
     resource_yaml,
     service_yaml,
     tcp_virtual_service_yaml,
+    total,
     wait_until,
     workload_entry_yaml,
     write_atomically,
@@ -151,6 +153,17 @@ def test_gateway_reaches_the_app_over_mtls_and_the_app_sees_the_gateways_identit
     assert re.search(r"Hash=[0-9a-f]{64};", xfcc)
     # The metadata exchange headers are consumed by the receiving sidecar.
     assert not any(name.startswith("x-envoy-peer-metadata") for name in headers)
+    # The sidecar reports the request as its destination, with the caller's workload (from the
+    # peer-metadata headers) and principal (from its certificate), as Istio's inbound sidecar does.
+    samples = parse_samples(sidecar.metrics())
+    assert total(
+        samples, "istio_requests_total", reporter="destination", source_workload="istio-ingressgateway",
+        source_workload_namespace="istio-system", source_app="istio-ingressgateway",
+        source_principal="spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        destination_workload="httpbin-v1", destination_principal="spiffe://cluster.local/ns/default/sa/httpbin",
+        connection_security_policy="mutual_tls", response_code="200",
+    ) == 1
+    assert total(samples, "istio_requests_total", reporter="source") == 0
     status = sidecar.status()
     assert status["role"] == "sidecar"
     assert status["meshCertificate"]["identity"] == "spiffe://cluster.local/ns/default/sa/httpbin"
@@ -200,6 +213,10 @@ def test_permissive_accepts_plain_text_and_mtls_on_the_same_port(mesh: Mesh, ca:
     # Plain text carries no identity: a client's own XFCC is removed, never forwarded.
     assert "x-forwarded-client-cert" not in plain.json()["headers"]
     assert "URI=spiffe://" in curl(gateway.url("/headers")).json()["headers"]["x-forwarded-client-cert"]
+    # Plain text has no proven caller: Istio's connection_security_policy "none".
+    samples = parse_samples(sidecar.metrics())
+    assert total(samples, "istio_requests_total", reporter="destination", source_principal="unknown", connection_security_policy="none") == 1
+    assert total(samples, "istio_requests_total", reporter="destination", connection_security_policy="mutual_tls") == 1
 
 
 def test_a_sidecar_with_another_identity_is_refused_and_the_reply_says_why(mesh: Mesh, ca: Path):
@@ -239,8 +256,20 @@ def test_tcp_through_sidecars_keeps_the_80_20_split_and_exchanges_metadata(mesh:
         seen[result.stdout.strip()] += 1
     assert set(seen) == {"one hello", "two hello"}, seen
     assert seen["one hello"] > seen["two hello"], seen
+    opened = 0.0
     for sidecar in sidecars:
-        assert 'meshgate_peer_exchange_total{side="downstream",result="metadata_added"}' in sidecar.metrics()
+        metrics = sidecar.metrics()
+        assert 'meshgate_peer_exchange_total{side="downstream",result="metadata_added"}' in metrics
+        # Every connection is reported by its sidecar as destination, labelled with the caller the
+        # exchange frame named and the principal its certificate proved.
+        samples = parse_samples(metrics)
+        opened += total(
+            samples, "istio_tcp_connections_opened_total", reporter="destination", source_workload="istio-ingressgateway",
+            source_principal="spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+            connection_security_policy="mutual_tls",
+        )
+        assert total(samples, "istio_tcp_connections_opened_total") == total(samples, "istio_tcp_connections_closed_total")
+    assert opened == 60
 
 
 def test_app_to_app_through_two_sidecars_honours_a_virtual_service_bound_to_the_mesh(mesh: Mesh, ca: Path):

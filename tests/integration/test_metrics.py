@@ -13,7 +13,10 @@ import urllib.parse
 import pytest
 
 from conftest import (
+    LABEL,
     curl,
+    parse_samples,
+    total,
     documents,
     free_port,
     gateway_yaml,
@@ -29,30 +32,10 @@ from conftest import (
 # Istio's metric name; promtool's lint prefers seconds, but dashboards are built on this exact name.
 ISTIO_NAME_LINT = 'istio_request_duration_milliseconds use base unit "seconds" instead of "milliseconds"'
 
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$')
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        labels = dict(LABEL.findall(match.group("labels") or ""))
-        samples.append((match.group("name"), labels, float(match.group("value"))))
-    return samples
-
-
 def scrape(port: int) -> str:
     reply = http_get("127.0.0.1", port, "/stats/prometheus", timeout=5)
     assert reply.status == 200
     return reply.text
-
-
-def total(samples, name: str, **labels: str) -> float:
-    return sum(value for n, l, value in samples if n == name and all(l.get(k) == v for k, v in labels.items()))
 
 
 def gateway_with_http_and_tcp(mesh, **settings):

@@ -40,6 +40,8 @@ public struct HTTPProxyEnvironment: Sendable {
 public struct InboundHTTP: Sendable {
     let routes: HTTPRouteTable
     let forwardedClientCert: String?
+    /// Who called, for the destination reporter's metric labels.
+    let peer: InboundPeer
 }
 
 /// Sent down a connection's pipeline when the process starts draining: idle keep-alive connections
@@ -399,6 +401,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
         }
         if let inbound = self.environment.inbound {
+            exchange.record.source = inbound.peer.source(
+                metadataHeader: head.headers.first(name: PeerMetadataExchange.metadataKey),
+                id: head.headers.first(name: PeerMetadataExchange.metadataIDKey)
+            )
             Self.inboundHeaders(&upstreamHeaders, forwardedClientCert: inbound.forwardedClientCert)
         } else if endpoint.tls?.isMesh == true {
             // Istio's HTTP metadata exchange: who is calling, for the receiving side's telemetry.

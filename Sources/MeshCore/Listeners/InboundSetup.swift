@@ -38,7 +38,9 @@ extension ConnectionSetup {
                 }
                 return provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).flatMapThrowing { throw TCPProxy.NoRoute(port: plan.port) }
             }
-            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: nil, scheme: "http")
+            return self.toApp(
+                channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: nil, peer: InboundPeer(principal: nil), scheme: "http"
+            )
         }
     }
 
@@ -102,22 +104,31 @@ extension ConnectionSetup {
             return channel.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: plan.port))
         }
         let xfcc = "By=\(material.uri);Hash=\(identity.certificateHash);Subject=\"\";URI=\(uri)"
+        let inboundPeer = InboundPeer(principal: uri)
+        func toApp(forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false) -> EventLoopFuture<Void> {
+            self.toApp(
+                channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, peer: inboundPeer, scheme: "https",
+                forceTCP: forceTCP, forceHTTP: forceHTTP, http2: http2
+            )
+        }
         switch alpn {
         case PeerMetadataExchange.alpn?:
             do {
                 try channel.pipeline.syncOperations.addHandler(
-                    PeerMetadataExchange.handler(local: snapshot.localPeer, side: "downstream", metrics: self.metrics, log: self.log)
+                    PeerMetadataExchange.handler(
+                        local: snapshot.localPeer, side: "downstream", metrics: self.metrics, log: self.log, onPeer: inboundPeer.learned
+                    )
                 )
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }
-            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceTCP: true)
+            return toApp(forceTCP: true)
         case "istio-http/1.1"?, "istio-http/1.0"?, "http/1.1"?:
-            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceHTTP: true)
+            return toApp(forceHTTP: true)
         case let alpn? where MeshIdentity.http2ALPN.contains(alpn):
-            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https", forceHTTP: true, http2: true)
+            return toApp(forceHTTP: true, http2: true)
         default:
-            return self.toApp(channel, app: app, plan: plan, snapshot: snapshot, forwardedClientCert: xfcc, scheme: "https")
+            return toApp()
         }
     }
 
@@ -125,12 +136,12 @@ extension ConnectionSetup {
     /// plain text) or a TCP pump.
     private func toApp(
         _ channel: Channel, app: InboundPlan.AppPort, plan: ListenerPlan, snapshot: Snapshot, forwardedClientCert: String?,
-        scheme: String, forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false
+        peer: InboundPeer, scheme: String, forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false
     ) -> EventLoopFuture<Void> {
         if forceHTTP || (app.isHTTP && !forceTCP) {
             let environment = self.environment(
                 port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2,
-                inbound: InboundHTTP(routes: app.routes, forwardedClientCert: forwardedClientCert)
+                inbound: InboundHTTP(routes: app.routes, forwardedClientCert: forwardedClientCert, peer: peer)
             )
             let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
             return channel.eventLoop.makeCompletedFuture {
@@ -145,7 +156,7 @@ extension ConnectionSetup {
         }
         return TCPProxy.proxy(
             downstream: channel, port: plan.port, routeName: app.routeName, destinations: app.destinations, serverName: nil,
-            snapshot: snapshot, identity: self.identity, metrics: self.metrics, log: self.log
+            snapshot: snapshot, identity: self.identity, metrics: self.metrics, log: self.log, inboundPeer: peer
         )
     }
 }

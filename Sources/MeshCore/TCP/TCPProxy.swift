@@ -52,7 +52,8 @@ public enum TCPProxy {
         snapshot: Snapshot,
         identity: MeshIdentity?,
         metrics: MeshMetrics,
-        log: MeshLog
+        log: MeshLog,
+        inboundPeer: InboundPeer? = nil
     ) -> EventLoopFuture<Void> {
         let eventLoop = downstream.eventLoop
         let idleTimeout = TimeAmount(snapshot.settings.tcpIdleTimeout)
@@ -61,15 +62,15 @@ public enum TCPProxy {
         record.downstreamRemoteAddress = downstream.remoteAddress.flatMap(HTTPProxyHandler.hostPort)
         record.downstreamLocalAddress = downstream.localAddress.flatMap(HTTPProxyHandler.hostPort)
         record.requestedServerName = serverName
+        record.source = inboundPeer?.source
         let started = eventLoop.now
         /// A connection refused before any byte flowed: counted opened and closed with its flag, logged.
         func refuse<Result>(_ flags: String, _ error: Error) -> EventLoopFuture<Result> {
             record.responseFlags = flags
             record.durationMicros = (eventLoop.now - started).nanoseconds / 1000
             let shard = metrics.shard(for: eventLoop)
-            let destination = record.destination ?? .unknown
-            shard.tcpOpened(destination: destination, flags: flags)
-            shard.tcpClosed(destination: destination, flags: flags)
+            shard.tcpOpened(record)
+            shard.tcpClosed(record)
             snapshot.telemetry.accessLogger?.write(record)
             return eventLoop.makeFailedFuture(error)
         }
@@ -143,7 +144,8 @@ public enum TCPProxy {
                     started: started,
                     shard: metrics.shard(for: eventLoop),
                     accessLogger: snapshot.telemetry.accessLogger,
-                    interval: TimeAmount(snapshot.telemetry.tcpReportingInterval)
+                    interval: TimeAmount(snapshot.telemetry.tcpReportingInterval),
+                    inboundPeer: inboundPeer
                 ).start(on: downstream)
             }
             .nonisolated()
@@ -186,7 +188,9 @@ extension PeerMetadataExchange {
 
 /// Reports one proxied TCP connection: opened at once, its byte counters every `interval` while it
 /// is open (so a long-lived connection's bytes show up before it closes), and closed with a final
-/// flush and an access-log line. Lives on the connection's event loop.
+/// flush and an access-log line. On a sidecar's inbound side the series carry the caller's labels:
+/// the connection is counted open once the peer's metadata frame has arrived (it comes before any
+/// byte of data), or at its first report without one. Lives on the connection's event loop.
 final class TCPConnectionReporter {
     private let downstream: GlueHandler
     private let upstream: GlueHandler
@@ -199,11 +203,14 @@ final class TCPConnectionReporter {
     private var reportedSent = 0
     private var timer: Scheduled<Void>?
     private var finished = false
+    private let inboundPeer: InboundPeer?
+    private var opened = false
 
     init(
         downstream: GlueHandler, upstream: GlueHandler, record: TCPConnectionRecord, started: NIODeadline, shard: MetricsShard,
-        accessLogger: AccessLogger?, interval: TimeAmount
+        accessLogger: AccessLogger?, interval: TimeAmount, inboundPeer: InboundPeer?
     ) {
+        self.inboundPeer = inboundPeer
         self.downstream = downstream
         self.upstream = upstream
         self.record = record
@@ -213,10 +220,12 @@ final class TCPConnectionReporter {
         self.interval = interval
     }
 
-    private var destination: DestinationIdentity { self.record.destination ?? .unknown }
-
     func start(on channel: Channel) {
-        self.shard.tcpOpened(destination: self.destination, flags: self.record.responseFlags)
+        if let peer = self.inboundPeer, !peer.knowsWorkload {
+            peer.onLearned = { [self] in self.open() }
+        } else {
+            self.open()
+        }
         self.scheduleFlush(on: channel.eventLoop)
         channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.finish(on: channel.eventLoop)
@@ -231,15 +240,20 @@ final class TCPConnectionReporter {
         }
     }
 
+    private func open() {
+        guard !self.opened else { return }
+        self.opened = true
+        self.record.source = self.inboundPeer?.source
+        self.shard.tcpOpened(self.record)
+    }
+
     /// Adds the bytes moved since the last flush to the counters.
     private func flush() {
+        self.open()
         let received = self.downstream.bytesRead
         let sent = self.upstream.bytesRead
         if received != self.reportedReceived || sent != self.reportedSent {
-            self.shard.tcpBytes(
-                destination: self.destination, flags: self.record.responseFlags,
-                sent: sent - self.reportedSent, received: received - self.reportedReceived
-            )
+            self.shard.tcpBytes(self.record, sent: sent - self.reportedSent, received: received - self.reportedReceived)
             self.reportedReceived = received
             self.reportedSent = sent
         }
@@ -247,10 +261,11 @@ final class TCPConnectionReporter {
 
     private func finish(on eventLoop: EventLoop) {
         self.finished = true
+        self.inboundPeer?.onLearned = nil
         self.timer?.cancel()
         self.timer = nil
         self.flush()
-        self.shard.tcpClosed(destination: self.destination, flags: self.record.responseFlags)
+        self.shard.tcpClosed(self.record)
         self.record.bytesReceived = self.reportedReceived
         self.record.bytesSent = self.reportedSent
         self.record.durationMicros = (eventLoop.now - self.started).nanoseconds / 1000

@@ -39,6 +39,9 @@ public struct HTTPExchangeRecord: Sendable {
     public var routeName: String? = nil
     /// The upstream endpoint's identity, for metric labels and span tags; nil without one.
     public var destination: DestinationIdentity? = nil
+    /// On a sidecar's inbound side, who called (reported as `reporter="destination"`); nil when
+    /// this proxy is the source.
+    public var source: SourceIdentity? = nil
 
     public init() {}
 }
@@ -61,8 +64,33 @@ public struct TCPConnectionRecord: Sendable {
     public var requestedServerName: String? = nil
     public var routeName: String? = nil
     public var destination: DestinationIdentity? = nil
+    public var source: SourceIdentity? = nil
 
     public init() {}
+}
+
+/// Who called a sidecar's inbound side, as Istio's destination reporter labels it: the workload
+/// from the peer's metadata exchange (`x-envoy-peer-metadata` or the TCP frame) and the principal
+/// from its verified certificate. Built once per peer of a connection, not per request.
+public final class SourceIdentity: Sendable {
+    /// `reporter="destination",source_workload="…",…,source_cluster="…"`, escaped.
+    public let prometheusLabels: String
+    /// `mutual_tls` for an mTLS peer, `none` for plain text (Istio's `connection_security_policy`).
+    public let securityPolicy: String
+
+    /// `principal`: the peer's SPIFFE URI from its certificate; nil on a plain-text connection.
+    public init(peer: PeerMetadata?, principal: String?) {
+        self.securityPolicy = principal == nil ? "none" : "mutual_tls"
+        func known(_ value: String?) -> String { value.flatMap { $0.isEmpty ? nil : $0 } ?? "unknown" }
+        self.prometheusLabels = PrometheusText.labels([
+            ("reporter", "destination"), ("source_workload", known(peer?.workloadName)),
+            ("source_workload_namespace", known(peer?.namespace)), ("source_principal", principal ?? "unknown"),
+            ("source_app", known(peer?.app)), ("source_version", known(peer?.version)),
+            ("source_canonical_service", peer.map { known($0.canonicalName) } ?? "unknown"),
+            ("source_canonical_revision", peer.map { known($0.canonicalRevision) } ?? "unknown"),
+            ("source_cluster", known(peer?.clusterID)),
+        ])
+    }
 }
 
 /// Who an upstream endpoint is, as Istio's metric labels name it. Built once per endpoint when

@@ -95,10 +95,10 @@ public final class MeshMetrics: Sendable {
         out.reserveCapacity(4096 + data.http.count * 4096)
 
         let http: [(labels: String, series: HTTPSeries)] = data.http.map { key, series in
-            let labels = "\(source),\(key.destination.prometheusLabels),"
+            let labels = "\(key.source?.prometheusLabels ?? source),\(key.destination.prometheusLabels),"
                 + PrometheusText.labels([
                     ("request_protocol", "http"), ("response_flags", key.flags),
-                    ("connection_security_policy", "unknown"), ("response_code", String(key.code)),
+                    ("connection_security_policy", key.source?.securityPolicy ?? "unknown"), ("response_code", String(key.code)),
                     ("grpc_response_status", ""),
                 ])
             return (labels, series)
@@ -129,9 +129,10 @@ public final class MeshMetrics: Sendable {
         }
 
         let tcp: [(labels: String, series: TCPSeries)] = data.tcp.map { key, series in
-            let labels = "\(source),\(key.destination.prometheusLabels),"
+            let labels = "\(key.source?.prometheusLabels ?? source),\(key.destination.prometheusLabels),"
                 + PrometheusText.labels([
-                    ("request_protocol", "tcp"), ("response_flags", key.flags), ("connection_security_policy", "unknown"),
+                    ("request_protocol", "tcp"), ("response_flags", key.flags),
+                    ("connection_security_policy", key.source?.securityPolicy ?? "unknown"),
                 ])
             return (labels, series)
         }
@@ -231,15 +232,18 @@ struct Histogram: Sendable {
 
 struct HTTPSeriesKey: Hashable, Sendable {
     let destination: DestinationIdentity
+    /// nil: this proxy is the source.
+    let source: SourceIdentity?
     let code: Int
     let flags: String
 
     static func == (lhs: HTTPSeriesKey, rhs: HTTPSeriesKey) -> Bool {
-        lhs.destination === rhs.destination && lhs.code == rhs.code && lhs.flags == rhs.flags
+        lhs.destination === rhs.destination && lhs.source === rhs.source && lhs.code == rhs.code && lhs.flags == rhs.flags
     }
 
     func hash(into hasher: inout Hasher) {
         hasher.combine(ObjectIdentifier(self.destination))
+        hasher.combine(self.source.map(ObjectIdentifier.init))
         hasher.combine(self.code)
         hasher.combine(self.flags)
     }
@@ -268,14 +272,17 @@ struct HTTPSeries: Sendable {
 
 struct TCPSeriesKey: Hashable, Sendable {
     let destination: DestinationIdentity
+    /// nil: this proxy is the source.
+    let source: SourceIdentity?
     let flags: String
 
     static func == (lhs: TCPSeriesKey, rhs: TCPSeriesKey) -> Bool {
-        lhs.destination === rhs.destination && lhs.flags == rhs.flags
+        lhs.destination === rhs.destination && lhs.source === rhs.source && lhs.flags == rhs.flags
     }
 
     func hash(into hasher: inout Hasher) {
         hasher.combine(ObjectIdentifier(self.destination))
+        hasher.combine(self.source.map(ObjectIdentifier.init))
         hasher.combine(self.flags)
     }
 }
@@ -314,22 +321,28 @@ final class MetricsShard: @unchecked Sendable {
     }
 
     func recordHTTP(_ record: HTTPExchangeRecord) {
-        let key = HTTPSeriesKey(destination: record.destination ?? .unknown, code: record.responseCode, flags: record.responseFlags)
+        let key = HTTPSeriesKey(
+            destination: record.destination ?? .unknown, source: record.source, code: record.responseCode, flags: record.responseFlags
+        )
         // One hash lookup; the series is updated in place.
         self.data.http[key, default: HTTPSeries()].observe(record)
     }
 
-    func tcpOpened(destination: DestinationIdentity, flags: String) {
-        self.data.tcp[TCPSeriesKey(destination: destination, flags: flags), default: TCPSeries()].opened += 1
+    func tcpOpened(_ record: TCPConnectionRecord) {
+        self.data.tcp[Self.tcpKey(record), default: TCPSeries()].opened += 1
     }
 
-    func tcpBytes(destination: DestinationIdentity, flags: String, sent: Int, received: Int) {
-        let key = TCPSeriesKey(destination: destination, flags: flags)
+    func tcpBytes(_ record: TCPConnectionRecord, sent: Int, received: Int) {
+        let key = Self.tcpKey(record)
         self.data.tcp[key, default: TCPSeries()].sentBytes += UInt64(sent)
         self.data.tcp[key]!.receivedBytes += UInt64(received)
     }
 
-    func tcpClosed(destination: DestinationIdentity, flags: String) {
-        self.data.tcp[TCPSeriesKey(destination: destination, flags: flags), default: TCPSeries()].closed += 1
+    func tcpClosed(_ record: TCPConnectionRecord) {
+        self.data.tcp[Self.tcpKey(record), default: TCPSeries()].closed += 1
+    }
+
+    private static func tcpKey(_ record: TCPConnectionRecord) -> TCPSeriesKey {
+        TCPSeriesKey(destination: record.destination ?? .unknown, source: record.source, flags: record.responseFlags)
     }
 }
