@@ -10,6 +10,8 @@ import struct
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import (
     Mesh,
     ThreadedListener,
@@ -22,18 +24,22 @@ from conftest import (
     http_virtual_service_yaml,
     resource_yaml,
     service_yaml,
+    wait_until,
     workload_entry_yaml,
 )
 
 
-def h2_gateway(mesh: Mesh, port_name: str = "http", policy: str | None = None, upstream: tuple[str, int] | None = None):
+def h2_gateway(mesh: Mesh, port_name: str = "http", policy: str | None = None, upstream: tuple[str, int] | None = None,
+               idle_timeout: str | None = None):
     """A gateway on an HTTP port routing everything to `echo` (one sample app, or `upstream`), whose
-    service port is named `port_name` and whose DestinationRule sets `h2UpgradePolicy: policy`."""
+    service port is named `port_name` and whose DestinationRule sets `h2UpgradePolicy: policy` and
+    the pooled connections' `idleTimeout`."""
     app = mesh.http_app("echo", "v1") if upstream is None else None
     host, app_port = upstream or (app.host, app.port)
     rule = "  host: echo\n"
-    if policy:
-        rule += f"  trafficPolicy:\n    connectionPool:\n      http:\n        h2UpgradePolicy: {policy}\n"
+    http_settings = (f"        h2UpgradePolicy: {policy}\n" if policy else "") + (f"        idleTimeout: {idle_timeout}\n" if idle_timeout else "")
+    if http_settings:
+        rule += f"  trafficPolicy:\n    connectionPool:\n      http:\n{http_settings}"
     port = free_port()
     files = {
         "echo.yaml": documents(
@@ -96,6 +102,17 @@ def test_streams_share_a_few_upstream_connections(mesh: Mesh):
     # One or two connections per event loop carry them all (100 streams each before a second opens).
     connections = established_connections(app.host, app.port)
     assert 1 <= connections <= 6, connections
+
+
+@pytest.mark.parametrize("port_name", ["http", "grpc"])
+def test_pooled_upstream_connections_close_after_the_idle_timeout(mesh: Mesh, port_name: str):
+    app, gateway = h2_gateway(mesh, port_name=port_name, idle_timeout="1s")
+    assert curl(gateway.url("/hello")).status == 200
+    assert established_connections(app.host, app.port) == 1
+    # DestinationRule connectionPool.http.idleTimeout: the kept-alive HTTP/1.1 connection, or the
+    # HTTP/2 connection without streams, is closed once idle that long (checked every 5 s).
+    wait_until(lambda: established_connections(app.host, app.port) == 0, 15, "the idle upstream connection to close")
+    assert curl(gateway.url("/hello")).status == 200
 
 
 # MARK: - A scripted HTTP/2 server, for what the sample app never does

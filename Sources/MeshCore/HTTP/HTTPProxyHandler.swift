@@ -636,7 +636,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.upstream = .finished
         // A finished HTTP/2 stream closes by itself; closing it here would reset it.
         if exchange.upstreamReusable || upstream.isStream {
-            self.environment.pools.pool(for: eventLoop).release(upstream)
+            let idleTimeout = exchange.target?.cluster.upstreamIdleTimeout ?? SnapshotCompiler.defaultUpstreamIdleTimeout
+            self.environment.pools.pool(for: eventLoop).release(upstream, idleTimeout: idleTimeout)
         } else {
             upstream.close()
         }

@@ -25,6 +25,9 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     /// The cluster's `maxConcurrentStreams` (0 = none) and `maxRequestsPerConnection` (0 = none).
     private let streamLimit: Int
     private let requestLimit: Int
+    /// The cluster's `idleTimeout`: without a stream for this long, the connection closes.
+    private let idleTimeout: TimeAmount
+    private var idleSince: NIODeadline
     private var serverMaxStreams = HTTP2UpstreamConnection.initialMaxStreams
     private var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
     private var channel: Channel?
@@ -34,10 +37,12 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     private var goingAway = false
     private(set) var closed = false
 
-    init(key: String, eventLoop: EventLoop, streamLimit: Int, requestLimit: Int) {
+    init(key: String, eventLoop: EventLoop, streamLimit: Int, requestLimit: Int, idleTimeout: TimeAmount) {
         self.key = key
         self.streamLimit = streamLimit
         self.requestLimit = requestLimit
+        self.idleTimeout = idleTimeout
+        self.idleSince = eventLoop.now
         self.ready = eventLoop.makeSucceededVoidFuture()
     }
 
@@ -105,7 +110,16 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
 
     private func streamEnded() {
         self.activeStreams -= 1
+        if self.activeStreams == 0 { self.idleSince = self.ready.eventLoop.now }
         self.closeIfSpent()
+    }
+
+    /// Closes the connection when it has carried no stream for its idle timeout.
+    func closeIfIdle(now: NIODeadline) {
+        if self.activeStreams == 0, now - self.idleSince >= self.idleTimeout {
+            self.goingAway = true
+            self.channel?.close(promise: nil)
+        }
     }
 
     /// A connection that takes no more streams closes when its last stream ends.

@@ -31,6 +31,8 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler {
     private var pendingRead = false
     /// Requests sent on this connection so far (for `maxRequestsPerConnection`).
     var requestsSent = 0
+    /// While pooled: when it has been idle for its cluster's `idleTimeout`.
+    var idleDeadline = NIODeadline.distantFuture
     /// One HTTP/2 stream (one request) rather than a keep-alive HTTP/1.1 connection.
     let isStream: Bool
     /// The server refused the stream (RST_STREAM or GOAWAY with REFUSED_STREAM): it did not
