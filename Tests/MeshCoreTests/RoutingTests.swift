@@ -125,6 +125,12 @@ import Testing
         // `te: trailers` (gRPC's) goes on; any other TE is hop-by-hop.
         #expect(out.map(\.name) == ["Host", "User-Agent", "te", "x-forwarded-for", "x-forwarded-proto", "x-request-id"])
         #expect(out.first(name: "x-forwarded-for") == "1.2.3.4, 10.0.0.1")
+        // A client's x-forwarded-proto is replaced by this hop's scheme, unless the peer is a trusted mesh proxy.
+        let forwarded = HTTPHeaders([("Host", "h"), ("X-Forwarded-Proto", "http")])
+        var other = HopByHop.RequestSummary()
+        #expect(HopByHop.upstreamRequestHeaders(forwarded, clientIP: "c", scheme: "https", summary: &other)[canonicalForm: "x-forwarded-proto"] == ["https"])
+        let kept = HopByHop.upstreamRequestHeaders(forwarded, clientIP: "c", scheme: "https", trustedPeer: true, summary: &other)
+        #expect(kept[canonicalForm: "x-forwarded-proto"] == ["http"])
         #expect(summary.host == "h" && summary.userAgent == "ua" && summary.expectsContinue)
         var framing = HopByHop.ResponseFraming()
         let response = HopByHop.downstreamResponseHeaders(

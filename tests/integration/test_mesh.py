@@ -153,6 +153,9 @@ def test_gateway_reaches_the_app_over_mtls_and_the_app_sees_the_gateways_identit
     assert re.search(r"Hash=[0-9a-f]{64};", xfcc)
     # The metadata exchange headers are consumed by the receiving sidecar.
     assert not any(name.startswith("x-envoy-peer-metadata") for name in headers)
+    # The app learns the original client's scheme (plain HTTP to the gateway), not the mTLS hop's.
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-for"].startswith("127.0.0.1")
     # The sidecar reports the request as its destination, with the caller's workload (from the
     # peer-metadata headers) and principal (from its certificate), as Istio's inbound sidecar does.
     samples = parse_samples(sidecar.metrics())

@@ -342,7 +342,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.protocolName = self.environment.isHTTP2 ? "HTTP/2" : head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1"
         var summary = HopByHop.RequestSummary()
         var upstreamHeaders = HopByHop.upstreamRequestHeaders(
-            head.headers, clientIP: self.clientIP, scheme: self.environment.scheme, summary: &summary
+            head.headers, clientIP: self.clientIP, scheme: self.environment.scheme,
+            trustedPeer: self.environment.inbound?.peer.principal != nil, summary: &summary
         )
         exchange.record.authority = summary.host
         exchange.record.userAgent = summary.userAgent

@@ -23,15 +23,18 @@ enum HopByHop {
 
     /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
     /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent. One pass over the
-    /// headers, which also fills `summary`.
+    /// headers, which also fills `summary`. From a `trustedPeer` (a mesh proxy proven by mTLS) an
+    /// `x-forwarded-proto` is kept: it names the original client's scheme, not this hop's (as Istio's
+    /// inbound sidecar keeps it).
     static func upstreamRequestHeaders(
-        _ headers: HTTPHeaders, clientIP: String, scheme: String, summary: inout RequestSummary
+        _ headers: HTTPHeaders, clientIP: String, scheme: String, trustedPeer: Bool = false, summary: inout RequestSummary
     ) -> HTTPHeaders {
         var named: [String] = []
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 3)
         var forwardedFor: String?
         var requestID: String?
+        var forwardedProto = false
         for (name, value) in headers {
             switch name.utf8.count {
             case 4 where name.asciiCaseInsensitiveEquals("host"):
@@ -47,7 +50,8 @@ enum HopByHop {
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 continue
             case 17 where name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
-                continue
+                guard trustedPeer, !forwardedProto else { continue }
+                forwardedProto = true
             default:
                 if Self.isHopByHop(name, value: value, named: &named) { continue }
             }
@@ -56,7 +60,7 @@ enum HopByHop {
         Self.remove(named, from: &out)
         summary.forwardedFor = forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP
         out.add(name: "x-forwarded-for", value: summary.forwardedFor)
-        out.add(name: "x-forwarded-proto", value: scheme)
+        if !forwardedProto { out.add(name: "x-forwarded-proto", value: scheme) }
         if let requestID {
             summary.requestID = requestID
         } else {
