@@ -497,7 +497,9 @@ def cmd_measure(args) -> int:
                 if args.warmup > 0:
                     run_wrk(t["port"], args.warmup, args.connections,
                             os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"))
-            elif scenario == "https" and args.warmup > 0:
+            elif scenario in ("https", "h2") and args.warmup > 0:
+                # Both keep connections open: the warm-up leaves each proxy's upstream pool filled, so
+                # no round pays for the first burst of upstream connects (h2: one per concurrent stream).
                 run_h2load(scenario, t["port"], args.warmup, 0,
                            os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"))
             live.append(t)

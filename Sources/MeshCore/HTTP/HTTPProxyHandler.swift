@@ -17,6 +17,9 @@ public struct HTTPProxyEnvironment: Sendable {
     public var isHTTP2: Bool
     /// A sidecar's inbound connection: its route to the app and what the app is told of the peer.
     public let inbound: InboundHTTP?
+    /// The downstream connection's addresses, when formatted once per connection (HTTP/2: shared by
+    /// its streams); nil: each handler formats them from its channel.
+    var downstream: DownstreamAddresses?
 
     public init(
         holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int,
@@ -42,6 +45,20 @@ public struct InboundHTTP: Sendable {
     let forwardedClientCert: String?
     /// Who called, for the destination reporter's metric labels.
     let peer: InboundPeer
+}
+
+/// A downstream connection's addresses as the proxy writes them: the client's IP for
+/// `x-forwarded-for`, and `ip:port` of both ends for the access log.
+struct DownstreamAddresses: Sendable {
+    let clientIP: String
+    let remote: String?
+    let local: String?
+
+    init(_ channel: Channel) {
+        self.clientIP = channel.remoteAddress?.ipAddress ?? "unknown"
+        self.remote = channel.remoteAddress.flatMap(HTTPProxyHandler.hostPort)
+        self.local = channel.localAddress.flatMap(HTTPProxyHandler.hostPort)
+    }
 }
 
 /// Sent down a connection's pipeline when the process starts draining: idle keep-alive connections
@@ -142,10 +159,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
     private var draining = false
     private var closed = false
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
-    private lazy var clientIP: String = self.context?.channel.remoteAddress?.ipAddress ?? "unknown"
-    /// `ip:port` of both ends of the downstream connection, for the access log.
-    private lazy var remoteAddressText: String? = self.context?.channel.remoteAddress.flatMap(Self.hostPort)
-    private lazy var localAddressText: String? = self.context?.channel.localAddress.flatMap(Self.hostPort)
+    private lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
+    private var clientIP: String { self.addresses?.clientIP ?? "unknown" }
 
     init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?) {
         self.environment = environment
@@ -349,8 +364,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         exchange.record.userAgent = summary.userAgent
         exchange.record.xForwardedFor = summary.forwardedFor
         exchange.record.requestID = summary.requestID
-        exchange.record.downstreamRemoteAddress = self.remoteAddressText
-        exchange.record.downstreamLocalAddress = self.localAddressText
+        exchange.record.downstreamRemoteAddress = self.addresses?.remote
+        exchange.record.downstreamLocalAddress = self.addresses?.local
 
         guard head.version == .http1_0 || summary.host != nil else {
             self.sendLocalReply(.missingHost, forceClose: true)

@@ -204,9 +204,12 @@ public struct ConnectionSetup: Sendable {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = 1 << 20
         let drainer = HTTP2ConnectionDrainer()
+        // The client's addresses, formatted once for all the connection's streams.
+        var environment = environment
+        environment.downstream = DownstreamAddresses(channel)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-        ) { streamChannel in
+        ) { [environment] streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 drainer.track(streamChannel)
                 let sync = streamChannel.pipeline.syncOperations
