@@ -120,6 +120,7 @@ import Testing
         let headers = HTTPHeaders([
             ("X-Secret", "s"), ("Host", "h"), ("Connection", "keep-alive, X-Secret"), ("TE", "gzip"),
             ("X-Forwarded-For", "1.2.3.4"), ("Expect", "100-continue"), ("User-Agent", "ua"), ("te", "trailers"),
+            ("X-Forwarded-Client-Cert", "By=forged"),
         ])
         let out = HopByHop.upstreamRequestHeaders(headers, clientIP: "10.0.0.1", scheme: "https", summary: &summary)
         // `te: trailers` (gRPC's) goes on; any other TE is hop-by-hop.

@@ -432,10 +432,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         self.connectUpstream(allowPooled: true)
     }
 
-    /// Towards the app: `x-forwarded-client-cert` set from the mTLS peer (or removed), and the
-    /// peer-metadata headers removed (the receiver consumes them, as Istio's does).
+    /// Towards the app: `x-forwarded-client-cert` set from the mTLS peer (a client's own was already
+    /// removed), and the peer-metadata headers removed (the receiver consumes them, as Istio's does).
     static func inboundHeaders(_ headers: inout HTTPHeaders, forwardedClientCert: String?) {
-        headers.remove(name: "x-forwarded-client-cert")
         if let forwardedClientCert { headers.add(name: "x-forwarded-client-cert", value: forwardedClientCert) }
         headers.remove(name: PeerMetadataExchange.metadataKey)
         headers.remove(name: PeerMetadataExchange.metadataIDKey)

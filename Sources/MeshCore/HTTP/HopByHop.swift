@@ -22,7 +22,9 @@ enum HopByHop {
     }
 
     /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
-    /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent. One pass over the
+    /// with the client, `x-forwarded-proto` set, `x-request-id` added when absent, and a client's
+    /// `x-forwarded-client-cert` removed (Envoy's default SANITIZE: only a proxy that verified a
+    /// certificate may speak for it; a sidecar's inbound side sets its own). One pass over the
     /// headers, which also fills `summary`. From a `trustedPeer` (a mesh proxy proven by mTLS) an
     /// `x-forwarded-proto` is kept: it names the original client's scheme, not this hop's (as Istio's
     /// inbound sidecar keeps it).
@@ -48,6 +50,8 @@ enum HopByHop {
                 requestID = value
             case 15 where name.asciiCaseInsensitiveEquals("x-forwarded-for"):
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            case 23 where name.asciiCaseInsensitiveEquals("x-forwarded-client-cert"):
                 continue
             case 17 where name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
                 guard trustedPeer, !forwardedProto else { continue }
