@@ -102,12 +102,12 @@ public struct ConnectionSetup: Sendable {
 
     // MARK: - TLS
 
-    private func inspector(channel: Channel, plan: ListenerPlan, tls: TLSListenerPlan, snapshot: Snapshot) -> TLSInspector {
+    private func inspector(channel: Channel, plan: ListenerPlan, tls: TLSListenerPlan, snapshot: Snapshot) -> HandOverHandler {
         let port = plan.port
         let log = self.log
         let metrics = self.metrics
         let peer = channel.remoteAddress?.description ?? "-"
-        return TLSInspector(
+        return TLSInspector.handler(
             decide: { context, hello in
                 let channel = context.channel
                 guard let server = tls.server(for: hello.serverName) else {

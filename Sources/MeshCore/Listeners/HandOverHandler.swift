@@ -22,19 +22,59 @@ final class HandOverHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     typealias Decide = (ChannelHandlerContext, Event) -> EventLoopFuture<Void>?
 
+    /// How a connection ended without a decision.
+    enum Abandoned {
+        /// Nothing decidable within the timeout.
+        case timedOut(TimeAmount)
+        /// The peer closed after sending this many bytes (0: before sending any).
+        case closed(bytes: Int)
+    }
+
     private let decide: Decide
     private let onError: ((Error) -> Void)?
+    private let timeout: TimeAmount?
+    private let onAbandoned: ((Abandoned) -> Void)?
     private var buffered: ByteBuffer?
     private var decided = false
     private var pendingRead = false
     /// The peer half-closed before the next handlers were in place: told to them after the bytes.
     private var heldInputClosed = false
+    private var timer: Scheduled<Void>?
 
     /// `onError`: an error before the decision (a failed TLS handshake) is reported here and the
-    /// connection closed.
-    init(onError: ((Error) -> Void)? = nil, decide: @escaping Decide) {
+    /// connection closed. `timeout`: without a decision by then, `onAbandoned` is told and the
+    /// connection closed; `onAbandoned` also hears of a peer that closes before a decision.
+    init(
+        timeout: TimeAmount? = nil, onAbandoned: ((Abandoned) -> Void)? = nil, onError: ((Error) -> Void)? = nil,
+        decide: @escaping Decide
+    ) {
         self.decide = decide
         self.onError = onError
+        self.timeout = timeout
+        self.onAbandoned = onAbandoned
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let timeout = self.timeout else { return }
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard !self.decided else { return }
+            self.decided = true
+            self.onAbandoned?(.timedOut(timeout))
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !self.decided {
+            self.decided = true
+            self.timer?.cancel()
+            self.onAbandoned?(.closed(bytes: self.buffered?.readableBytes ?? 0))
+        }
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -68,6 +108,7 @@ final class HandOverHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func consider(_ context: ChannelHandlerContext, _ event: Event) {
         guard let installed = self.decide(context, event) else { return }
         self.decided = true
+        self.timer?.cancel()
         installed.assumeIsolated().whenComplete { result in
             switch result {
             case .success: context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

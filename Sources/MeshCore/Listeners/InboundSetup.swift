@@ -49,8 +49,8 @@ extension ConnectionSetup {
         self.log.info("inbound: \(detail)")
     }
 
-    private func inboundInspector(plan: ListenerPlan, inbound: InboundPlan, snapshot: Snapshot, peer: String) -> TLSInspector {
-        TLSInspector(
+    private func inboundInspector(plan: ListenerPlan, inbound: InboundPlan, snapshot: Snapshot, peer: String) -> HandOverHandler {
+        TLSInspector.handler(
             decide: { context, hello in
                 let channel = context.channel
                 guard let material = self.identity?.load() else {
