@@ -79,7 +79,7 @@ public struct DrainEvent: Sendable {
 /// - An upstream answering before the request body is done gets the rest dropped and both
 ///   connections closed after the response, so no half-sent body ever reaches a reused connection.
 /// - Every local reply names its cause (``LocalReply``).
-final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHTTPOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -139,6 +139,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         var replayed = false
         /// The upstream may serve another request after this response (keep-alive, no `close`).
         var upstreamReusable = true
+        /// An upgrade (WebSocket) asked of an HTTP/1.1 upstream: on 101 both connections become a tunnel.
+        var upgrade: String?
+        /// The upstream answered 101: the tunnel is installed at the end of that response.
+        var switching = false
     }
 
     private struct Target {
@@ -427,6 +431,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             upstreamHeaders.add(name: PeerMetadataExchange.metadataKey, value: snapshot.localPeerHeaders.metadata)
             upstreamHeaders.add(name: PeerMetadataExchange.metadataIDKey, value: snapshot.localPeerHeaders.id)
         }
+        if let upgrade = summary.upgrade {
+            // The request parser stops at an upgrade: this connection serves no further request.
+            exchange.keepAlive = false
+            if !self.environment.isHTTP2, !cluster.http2, !upgrade.lowercased().hasPrefix("h2c") {
+                exchange.upgrade = upgrade
+                upstreamHeaders.add(name: "connection", value: "upgrade")
+                upstreamHeaders.add(name: "upgrade", value: upgrade)
+            }
+        }
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         self.connectUpstream(allowPooled: true)
@@ -511,6 +524,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
         guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
+            if let upgrade = exchange.upgrade, head.status == .switchingProtocols {
+                self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
+                return
+            }
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
@@ -561,6 +578,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
         case .end(let trailers):
+            if exchange.switching, case .attached(let upstream) = exchange.upstream {
+                self.tunnel(exchange, upstream: upstream)
+                return
+            }
             exchange.responseComplete = true
             if !exchange.requestComplete {
                 // Early response: the rest of the request body is dropped, and neither connection is reused.
@@ -642,6 +663,70 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamHTTPOwner {
             self.handleRequestPart(self.queuedParts.removeFirst())
         }
         self.releaseHeldRead()
+    }
+
+    /// The upstream agreed to the upgrade: the 101 goes to the client now; the tunnel follows at
+    /// the end of the 101 (the decoder's last part before the upgraded bytes).
+    private func acceptUpgrade(_ exchange: Exchange, head: HTTPResponseHead, upgrade: String) {
+        guard let context = self.context else { return }
+        var framing = HopByHop.ResponseFraming()
+        var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
+        headers.add(name: "connection", value: "upgrade")
+        headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgrade)
+        context.writeAndFlush(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil
+        )
+        exchange.switching = true
+        exchange.responseStarted = true
+        exchange.record.responseCode = 101
+        exchange.record.responseCodeDetails = "via_upstream"
+    }
+
+    /// Both connections drop their HTTP handlers and are glued into a byte tunnel (as Envoy proxies
+    /// WebSocket), with the TCP proxy's backpressure and half-close. Bytes already read past either
+    /// head (the first frames) reach the tunnel as the decoders leave. Reported now, as a 101.
+    private func tunnel(_ exchange: Exchange, upstream: UpstreamHTTPHandler) {
+        guard let context = self.context, let upstreamContext = upstream.context else { return }
+        exchange.responseComplete = true
+        exchange.upstream = .finished
+        upstream.owner = nil
+        self.exchange = nil
+        self.closed = true
+        self.report(exchange)
+        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        do {
+            // Both glues first, so the bytes each leaving decoder hands on have somewhere to go;
+            // the typed HTTP handlers leave before the decoders.
+            let up = upstreamContext.pipeline.syncOperations
+            let down = context.pipeline.syncOperations
+            let upstreamDecoder = try up.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+            let upstreamEncoder = try up.handler(type: HTTPRequestEncoder.self)
+            let decoder = try down.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let encoder = try down.handler(type: HTTPResponseEncoder.self)
+            try up.addHandler(upstreamGlue)
+            try down.addHandler(downstreamGlue)
+            let channels = (context.channel, upstreamContext.channel)
+            up.removeHandler(upstream, promise: nil)
+            up.removeHandler(upstreamEncoder, promise: nil)
+            down.removeHandler(context: context, promise: nil)
+            down.removeHandler(encoder, promise: nil)
+            // A decoder leaves later in this loop tick, handing on the bytes it held; then they are
+            // flushed, and a read either HTTP handler held back is asked again through the glue.
+            let upstreamLeft = channels.1.eventLoop.makePromise(of: Void.self)
+            let downstreamLeft = channels.0.eventLoop.makePromise(of: Void.self)
+            up.removeHandler(upstreamDecoder, promise: upstreamLeft)
+            down.removeHandler(decoder, promise: downstreamLeft)
+            upstreamLeft.futureResult.and(downstreamLeft.futureResult).whenComplete { _ in
+                for channel in [channels.0, channels.1] {
+                    channel.flush()
+                    channel.read()
+                }
+            }
+        } catch {
+            self.environment.log.info("http :\(self.environment.port): cannot switch to a tunnel after 101: \(error)")
+            upstreamContext.close(promise: nil)
+            context.close(promise: nil)
+        }
     }
 
     /// After a complete exchange: the upstream connection back to the pool (an HTTP/2 stream just

@@ -19,6 +19,8 @@ enum HopByHop {
         /// `x-forwarded-for` as sent upstream (the client's chain plus the client).
         var forwardedFor = ""
         var expectsContinue = false
+        /// The `upgrade` header of a request whose `connection` names it (WebSocket, h2c).
+        var upgrade: String?
     }
 
     /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
@@ -41,6 +43,9 @@ enum HopByHop {
             switch name.utf8.count {
             case 4 where name.asciiCaseInsensitiveEquals("host"):
                 if summary.host == nil { summary.host = value }
+            case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
+                summary.upgrade = value
+                continue
             case 6 where name.asciiCaseInsensitiveEquals("expect"):
                 summary.expectsContinue = value.asciiCaseInsensitiveEquals("100-continue")
                 continue
@@ -62,6 +67,7 @@ enum HopByHop {
             out.add(name: name, value: value)
         }
         Self.remove(named, from: &out)
+        if summary.upgrade != nil, !named.contains("upgrade") { summary.upgrade = nil }
         summary.forwardedFor = forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP
         out.add(name: "x-forwarded-for", value: summary.forwardedFor)
         if !forwardedProto { out.add(name: "x-forwarded-proto", value: scheme) }

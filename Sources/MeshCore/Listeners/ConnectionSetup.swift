@@ -183,7 +183,7 @@ public struct ConnectionSetup: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(
             ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
             )
         )
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))

@@ -85,7 +85,8 @@ final class LoopPool: @unchecked Sendable {
         encoderConfiguration.automaticallySetFramingHeaders = false
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
-        try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+        // Bytes after a 101 belong to the upgraded protocol: forwarded to the tunnel when the decoder leaves.
+        try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
         try sync.addHandler(UpstreamHTTPHandler(key: key))
     }
 

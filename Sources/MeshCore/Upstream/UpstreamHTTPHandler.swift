@@ -17,7 +17,7 @@ protocol UpstreamHTTPOwner: AnyObject {
 /// The last handler of a pooled upstream HTTP/1.1 connection. While leased it hands every response
 /// part to its owner and holds `read()` back while the owner's downstream is not writable; while
 /// idle in the pool any data or EOF from the server closes it.
-final class UpstreamHTTPHandler: ChannelDuplexHandler {
+final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
