@@ -132,6 +132,13 @@ import Testing
         #expect(HopByHop.upstreamRequestHeaders(forwarded, clientIP: "c", scheme: "https", summary: &other)[canonicalForm: "x-forwarded-proto"] == ["https"])
         let kept = HopByHop.upstreamRequestHeaders(forwarded, clientIP: "c", scheme: "https", trustedPeer: true, summary: &other)
         #expect(kept[canonicalForm: "x-forwarded-proto"] == ["http"])
+        // A sidecar's inbound side consumes Istio's metadata exchange headers in the same pass.
+        let exchange = HTTPHeaders([("Host", "h"), ("X-Envoy-Peer-Metadata", "Cg=="), ("x-envoy-peer-metadata-id", "sidecar~1")])
+        var consumed = HopByHop.RequestSummary()
+        let inbound = HopByHop.upstreamRequestHeaders(exchange, clientIP: "c", scheme: "https", consumePeerMetadata: true, summary: &consumed)
+        #expect(consumed.peerMetadata == "Cg==" && consumed.peerMetadataID == "sidecar~1")
+        #expect(!inbound.contains(name: "x-envoy-peer-metadata") && !inbound.contains(name: "x-envoy-peer-metadata-id"))
+        #expect(HopByHop.upstreamRequestHeaders(exchange, clientIP: "c", scheme: "https", summary: &other).contains(name: "x-envoy-peer-metadata"))
         #expect(summary.host == "h" && summary.userAgent == "ua" && summary.expectsContinue)
         var framing = HopByHop.ResponseFraming()
         let response = HopByHop.downstreamResponseHeaders(

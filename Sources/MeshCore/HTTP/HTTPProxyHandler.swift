@@ -362,7 +362,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var summary = HopByHop.RequestSummary()
         var upstreamHeaders = HopByHop.upstreamRequestHeaders(
             head.headers, clientIP: self.clientIP, scheme: self.environment.scheme,
-            trustedPeer: self.environment.inbound?.peer.principal != nil, summary: &summary
+            trustedPeer: self.environment.inbound?.peer.principal != nil, consumePeerMetadata: self.environment.inbound != nil,
+            summary: &summary
         )
         exchange.record.authority = summary.host
         exchange.record.userAgent = summary.userAgent
@@ -421,11 +422,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
         }
         if let inbound = self.environment.inbound {
-            exchange.record.source = inbound.peer.source(
-                metadataHeader: head.headers.first(name: PeerMetadataExchange.metadataKey),
-                id: head.headers.first(name: PeerMetadataExchange.metadataIDKey)
-            )
-            Self.inboundHeaders(&upstreamHeaders, forwardedClientCert: inbound.forwardedClientCert)
+            exchange.record.source = inbound.peer.source(metadataHeader: summary.peerMetadata, id: summary.peerMetadataID)
+            if let forwardedClientCert = inbound.forwardedClientCert {
+                upstreamHeaders.add(name: "x-forwarded-client-cert", value: forwardedClientCert)
+            }
         } else if endpoint.tls?.isMesh == true {
             // Istio's HTTP metadata exchange: who is calling, for the receiving side's telemetry.
             upstreamHeaders.add(name: PeerMetadataExchange.metadataKey, value: snapshot.localPeerHeaders.metadata)
@@ -443,14 +443,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         self.connectUpstream(allowPooled: true)
-    }
-
-    /// Towards the app: `x-forwarded-client-cert` set from the mTLS peer (a client's own was already
-    /// removed), and the peer-metadata headers removed (the receiver consumes them, as Istio's does).
-    static func inboundHeaders(_ headers: inout HTTPHeaders, forwardedClientCert: String?) {
-        if let forwardedClientCert { headers.add(name: "x-forwarded-client-cert", value: forwardedClientCert) }
-        headers.remove(name: PeerMetadataExchange.metadataKey)
-        headers.remove(name: PeerMetadataExchange.metadataIDKey)
     }
 
     /// Leases an idle pooled connection for the exchange's target, or opens a new one.

@@ -21,6 +21,9 @@ enum HopByHop {
         var expectsContinue = false
         /// The `upgrade` header of a request whose `connection` names it (WebSocket, h2c).
         var upgrade: String?
+        /// Istio's HTTP metadata exchange headers, when consumed (a sidecar's inbound side).
+        var peerMetadata: String?
+        var peerMetadataID: String?
     }
 
     /// The request as it goes upstream: hop-by-hop and `expect` removed, `x-forwarded-for` extended
@@ -30,8 +33,12 @@ enum HopByHop {
     /// headers, which also fills `summary`. From a `trustedPeer` (a mesh proxy proven by mTLS) an
     /// `x-forwarded-proto` is kept: it names the original client's scheme, not this hop's (as Istio's
     /// inbound sidecar keeps it).
+    ///
+    /// With `consumePeerMetadata` (a sidecar's inbound side, the receiver of Istio's exchange) the
+    /// `x-envoy-peer-metadata(-id)` headers are taken into `summary` and not forwarded.
     static func upstreamRequestHeaders(
-        _ headers: HTTPHeaders, clientIP: String, scheme: String, trustedPeer: Bool = false, summary: inout RequestSummary
+        _ headers: HTTPHeaders, clientIP: String, scheme: String, trustedPeer: Bool = false, consumePeerMetadata: Bool = false,
+        summary: inout RequestSummary
     ) -> HTTPHeaders {
         var named: [String] = []
         var out = HTTPHeaders()
@@ -57,6 +64,12 @@ enum HopByHop {
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 continue
             case 23 where name.asciiCaseInsensitiveEquals("x-forwarded-client-cert"):
+                continue
+            case 21 where consumePeerMetadata && name.asciiCaseInsensitiveEquals(PeerMetadataExchange.metadataKey):
+                summary.peerMetadata = value
+                continue
+            case 24 where consumePeerMetadata && name.asciiCaseInsensitiveEquals(PeerMetadataExchange.metadataIDKey):
+                summary.peerMetadataID = value
                 continue
             case 17 where name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
                 guard trustedPeer, !forwardedProto else { continue }
