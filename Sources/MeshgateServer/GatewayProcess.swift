@@ -226,6 +226,8 @@ final class GatewayRuntime: Sendable {
         defer { SystemdNotify.send("READY=1") }
         let current = self.holder.load()
         self.log.info("SIGHUP: reloading \(self.configDirectory)")
+        // Whatever the new configuration says, a rotated access log is reopened (as nginx does on USR1).
+        self.telemetry.reopenMovedAccessLogs()
         let loaded = ConfigLoader.load(directory: self.configDirectory)
         var diagnostics = loaded.diagnostics
         guard let configuration = loaded.configuration else {

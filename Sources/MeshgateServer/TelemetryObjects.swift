@@ -50,6 +50,11 @@ final class TelemetryObjects: Sendable {
         }
     }
 
+    /// On reload: access logs whose file was rotated away reopen theirs.
+    func reopenMovedAccessLogs() {
+        for logger in self.loggers.withLockedValue({ Array($0.values) }) { logger.reopenIfMoved() }
+    }
+
     var accessLogDropped: Int {
         self.loggers.withLockedValue { $0.values.reduce(0) { $0 + $1.dropped } }
     }

@@ -232,3 +232,20 @@ def curl_loop(url: str, count: int) -> list[str]:
     loop.stop()
     assert loop.requests == count or loop.failures
     return loop.failures
+
+
+def test_a_rotated_log_is_reopened_on_reload(mesh, tmp_path):
+    """logrotate moves the file, then `systemctl reload meshgate` (SIGHUP): the next lines go to a new
+    file at the configured path; the moved file keeps what was written before."""
+    path = tmp_path / "access.log"
+    gateway, _, _ = gateway_with_http_and_tcp(mesh, accessLogFile=path)
+    assert curl(gateway.url("/headers?before")).status == 200
+    assert "/headers?before" in log_lines(path, 1)[0]
+    rotated = tmp_path / "access.log.1"
+    path.rename(rotated)
+    gateway.reload()
+    assert curl(gateway.url("/headers?after")).status == 200
+    assert "/headers?after" in log_lines(path, 1)[0]
+    assert "/headers?before" in rotated.read_text()
+    assert "/headers?after" not in rotated.read_text()
+    assert "the file was moved or removed" in gateway.proc.stderr()

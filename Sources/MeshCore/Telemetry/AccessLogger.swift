@@ -14,7 +14,8 @@ import NIOConcurrencyHelpers
 /// thread formats what waits and writes it with `write(2)`, a batch at a time. `/dev/stdout` and
 /// `/dev/stderr` are the process's own descriptors (under systemd they are journald sockets, which
 /// cannot be opened by path); any other path is opened for appending, created if absent, and
-/// reopened after a failed write. Each failure episode (buffer full, file failing) logs one
+/// reopened after a failed write, and after a reload when it was moved or removed (logrotate's
+/// `postrotate systemctl reload meshgate`). Each failure episode (buffer full, file failing) logs one
 /// warning, and its end one info line with the count dropped.
 public final class AccessLogger: Sendable {
     /// Lines held before new ones are dropped.
@@ -38,6 +39,7 @@ public final class AccessLogger: Sendable {
     public let encoding: AccessLogEncoding
     private let queue: BoundedDrainQueue<Record>
     private let writtenCount = NIOLockedValueBox(0)
+    private let reopenRequested = NIOLockedValueBox(false)
     private let worker: BackgroundWorker
 
     public init(path: String, encoding: AccessLogEncoding, log: MeshLog, capacity: Int = AccessLogger.defaultCapacity) {
@@ -46,10 +48,14 @@ public final class AccessLogger: Sendable {
         let queue = BoundedDrainQueue<Record>(capacity: capacity)
         self.queue = queue
         let writtenCount = self.writtenCount
+        let reopenRequested = self.reopenRequested
         self.worker = BackgroundWorker(label: "meshgate.access-log") {
             var writer = AccessLogFileWriter(path: path, log: log)
             var episode = DropEpisode(what: "access log \(path)", unit: "lines", log: log)
             while let batch = queue.nextBatch(batchSize: Self.batchSize, fillWait: 0) {
+                if reopenRequested.withLockedValue({ requested in defer { requested = false }; return requested }) {
+                    writer.closeIfMoved()
+                }
                 let lines = batch.map { AccessLogFormat.line($0.entry, encoding: encoding) }
                 let written = writer.writeLines(lines)
                 if written < lines.count { queue.countDropped(lines.count - written) }
@@ -68,6 +74,12 @@ public final class AccessLogger: Sendable {
     /// Called on an event loop when a TCP connection closes. Never blocks.
     public func write(_ record: TCPConnectionRecord) {
         self.queue.append(.tcp(record))
+    }
+
+    /// After a reload: if the file was moved or removed since it was opened, the next line goes to
+    /// a new file at `path` (checked by the writer before its next batch).
+    public func reopenIfMoved() {
+        self.reopenRequested.withLockedValue { $0 = true }
     }
 
     /// Lines dropped so far (buffer full or write errors).
@@ -170,6 +182,20 @@ struct AccessLogFileWriter {
             self.ownsDescriptor = true
         }
         return true
+    }
+
+    /// Closes the file when `path` no longer names it (rotated away or deleted); the next write
+    /// opens `path` afresh.
+    mutating func closeIfMoved() {
+        guard self.ownsDescriptor, self.descriptor >= 0 else { return }
+        var onDisk = stat()
+        var opened = stat()
+        let moved = stat(self.path, &onDisk) != 0 || fstat(self.descriptor, &opened) != 0
+            || onDisk.st_ino != opened.st_ino || onDisk.st_dev != opened.st_dev
+        if moved {
+            self.closeFile()
+            self.log.info("access log \(self.path): the file was moved or removed; writing to a new one")
+        }
     }
 
     mutating func closeFile() {
