@@ -1,10 +1,12 @@
 """TLS at the edge and HTTP/2 with real clients: curl (HTTPS, --http2, --http2-prior-knowledge),
 openssl s_client, openssl s_server as a TLS backend, h2load."""
 
+import hashlib
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -166,11 +168,19 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(mesh, pki):
     client_cert, client_key = pki["client"]
     good = https(port, "httpbin.example.com", ca, "--cert", str(client_cert), "--key", str(client_key))
     assert good.status == 200
+    # The app learns the verified client certificate (Istio's gateway default, SANITIZE_SET); a
+    # client's own x-forwarded-client-cert is replaced.
+    seen = https(port, "httpbin.example.com", ca, "--cert", str(client_cert), "--key", str(client_key),
+                 "-H", "x-forwarded-client-cert: By=forged", path="/headers").json()["headers"]
+    der_hash = hashlib.sha256(ssl.PEM_cert_to_DER_cert(client_cert.read_text())).hexdigest()
+    assert seen["x-forwarded-client-cert"] == f'Hash={der_hash};Subject="CN=client,O=meshgate tests"'
     stranger_cert, stranger_key = pki["stranger"]
     bad = https_attempt(port, "httpbin.example.com", ca, "--cert", str(stranger_cert), "--key", str(stranger_key))
     assert bad.returncode != 0, "a certificate from another CA must fail the handshake"
-    # The SIMPLE server on the same port does not ask.
+    # The SIMPLE server on the same port does not ask, and forwards no client certificate.
     assert https(port, "helloworld.example.com", ca).status == 200
+    plain = https(port, "helloworld.example.com", ca, "-H", "x-forwarded-client-cert: By=forged", path="/headers").json()["headers"]
+    assert "x-forwarded-client-cert" not in plain
 
 
 def test_passthrough_routes_by_sni_to_a_tls_backend_and_refuses_unknown_names(mesh, pki, tmp_path):

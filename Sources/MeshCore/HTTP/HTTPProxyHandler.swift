@@ -17,6 +17,10 @@ public struct HTTPProxyEnvironment: Sendable {
     public var isHTTP2: Bool
     /// A sidecar's inbound connection: its route to the app and what the app is told of the peer.
     public let inbound: InboundHTTP?
+    /// `x-forwarded-client-cert` for every request of the connection: the client certificate a
+    /// sidecar's mTLS or a gateway's MUTUAL server verified. nil: none (and any such header a
+    /// client sent is removed, so nobody can claim an identity without a certificate).
+    var forwardedClientCert: String?
     /// The downstream connection's addresses, when formatted once per connection (HTTP/2: shared by
     /// its streams); nil: each handler formats them from its channel.
     var downstream: DownstreamAddresses?
@@ -38,11 +42,9 @@ public struct HTTPProxyEnvironment: Sendable {
 }
 
 /// What an inbound (sidecar) HTTP connection adds to the proxying: the route to the local app, and
-/// `x-forwarded-client-cert` naming the mTLS peer (nil for plain text: any such header a client
-/// sent is removed, so nobody can claim an identity without a certificate).
+/// who called.
 public struct InboundHTTP: Sendable {
     let routes: HTTPRouteTable
-    let forwardedClientCert: String?
     /// Who called, for the destination reporter's metric labels.
     let peer: InboundPeer
 }
@@ -423,13 +425,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
         if let inbound = self.environment.inbound {
             exchange.record.source = inbound.peer.source(metadataHeader: summary.peerMetadata, id: summary.peerMetadataID)
-            if let forwardedClientCert = inbound.forwardedClientCert {
-                upstreamHeaders.add(name: "x-forwarded-client-cert", value: forwardedClientCert)
-            }
         } else if endpoint.tls?.isMesh == true {
             // Istio's HTTP metadata exchange: who is calling, for the receiving side's telemetry.
             upstreamHeaders.add(name: PeerMetadataExchange.metadataKey, value: snapshot.localPeerHeaders.metadata)
             upstreamHeaders.add(name: PeerMetadataExchange.metadataIDKey, value: snapshot.localPeerHeaders.id)
+        }
+        if let forwardedClientCert = self.environment.forwardedClientCert {
+            upstreamHeaders.add(name: "x-forwarded-client-cert", value: forwardedClientCert)
         }
         if let upgrade = summary.upgrade {
             // The request parser stops at an upgrade: this connection serves no further request.

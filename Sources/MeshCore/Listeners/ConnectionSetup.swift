@@ -143,15 +143,17 @@ public struct ConnectionSetup: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ApplicationProtocolNegotiationHandler { result, negotiated in
                             negotiated.eventLoop.makeCompletedFuture {
-                                if case .negotiated("h2") = result {
-                                    try self.configureHTTP2(
-                                        channel: negotiated, environment: self.environment(port: port, scheme: "https", tlsServer: server, isHTTP2: true)
-                                    )
+                                let isHTTP2: Bool
+                                if case .negotiated("h2") = result { isHTTP2 = true } else { isHTTP2 = false }
+                                var environment = self.environment(port: port, scheme: "https", tlsServer: server, isHTTP2: isHTTP2)
+                                // MUTUAL and OPTIONAL_MUTUAL: the verified client certificate goes to the
+                                // upstream in x-forwarded-client-cert (Istio's gateway default, SANITIZE_SET).
+                                environment.forwardedClientCert = (try? negotiated.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?
+                                    .peerCertificate.map { PeerIdentity(certificate: $0).forwardedClientCert(by: nil) }
+                                if isHTTP2 {
+                                    try self.configureHTTP2(channel: negotiated, environment: environment)
                                 } else {
-                                    try Self.configureHTTP1(
-                                        channel: negotiated, environment: self.environment(port: port, scheme: "https", tlsServer: server),
-                                        idleTimeout: idleTimeout
-                                    )
+                                    try Self.configureHTTP1(channel: negotiated, environment: environment, idleTimeout: idleTimeout)
                                 }
                             }
                         }

@@ -103,7 +103,7 @@ extension ConnectionSetup {
             )
             return channel.eventLoop.makeFailedFuture(TCPProxy.NoRoute(port: plan.port))
         }
-        let xfcc = "By=\(material.uri);Hash=\(identity.certificateHash);Subject=\"\";URI=\(uri)"
+        let xfcc = identity.forwardedClientCert(by: material.uri)
         let inboundPeer = InboundPeer(principal: uri)
         func toApp(forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false) -> EventLoopFuture<Void> {
             self.toApp(
@@ -139,10 +139,10 @@ extension ConnectionSetup {
         peer: InboundPeer, scheme: String, forceTCP: Bool = false, forceHTTP: Bool = false, http2: Bool = false
     ) -> EventLoopFuture<Void> {
         if forceHTTP || (app.isHTTP && !forceTCP) {
-            let environment = self.environment(
-                port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2,
-                inbound: InboundHTTP(routes: app.routes, forwardedClientCert: forwardedClientCert, peer: peer)
+            var environment = self.environment(
+                port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2, inbound: InboundHTTP(routes: app.routes, peer: peer)
             )
+            environment.forwardedClientCert = forwardedClientCert
             let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
             return channel.eventLoop.makeCompletedFuture {
                 if http2 {

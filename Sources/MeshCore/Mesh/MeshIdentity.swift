@@ -1,6 +1,7 @@
 import Crypto
 import NIOConcurrencyHelpers
 import NIOSSL
+import X509
 
 /// This instance's mesh certificate (its SPIFFE identity) and the TLS contexts made from it.
 ///
@@ -145,6 +146,10 @@ public struct PeerIdentity: Sendable, Hashable {
     public var uri: String?
     /// SHA-256 of the peer's certificate (hex).
     public var certificateHash: String
+    /// The subject as RFC 4514 writes it (`CN=client,O=example`); empty for an X.509-SVID.
+    public var subject: String
+    /// The certificate's DNS names.
+    public var dnsNames: [String]
 
     /// `cluster.local/ns/default/sa/sleep`: the URI without its scheme, as Istio's `principal`.
     public var principal: String? { self.uri.map { String($0.dropFirst("spiffe://".count)) } }
@@ -152,5 +157,22 @@ public struct PeerIdentity: Sendable, Hashable {
     init(certificate: NIOSSLCertificate) {
         self.uri = MeshIdentity.spiffeURIs(of: certificate).first
         self.certificateHash = MeshIdentity.sha256Hex(of: certificate)
+        let parsed = (try? certificate.toDERBytes()).flatMap { try? Certificate(derEncoded: $0) }
+        self.subject = parsed.map { String(describing: $0.subject) } ?? ""
+        self.dnsNames = certificate._subjectAlternativeNames().compactMap { name in
+            name.nameType == .dnsName ? String(decoding: name.contents, as: UTF8.self) : nil
+        }
+    }
+
+    /// The `x-forwarded-client-cert` element for this peer, as Envoy's SANITIZE_SET writes it with
+    /// Istio's fields: `By` (this proxy's own URI, when it has one), `Hash`, `Subject`, `URI`, `DNS`.
+    func forwardedClientCert(by: String?) -> String {
+        var parts: [String] = []
+        if let by { parts.append("By=\(by)") }
+        parts.append("Hash=\(self.certificateHash)")
+        parts.append("Subject=\"\(self.subject.replacingOccurrences(of: "\"", with: "\\\""))\"")
+        if let uri = self.uri { parts.append("URI=\(uri)") }
+        for name in self.dnsNames { parts.append("DNS=\(name)") }
+        return parts.joined(separator: ";")
     }
 }
