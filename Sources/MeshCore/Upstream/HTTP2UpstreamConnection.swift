@@ -21,7 +21,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
 
     let key: String
     /// Succeeds once the connection is up (with TLS: verified, and `h2` negotiated).
-    var ready: EventLoopFuture<Void>
+    let ready: EventLoopFuture<Void>
     /// The cluster's `maxConcurrentStreams` (0 = none) and `maxRequestsPerConnection` (0 = none).
     private let streamLimit: Int
     private let requestLimit: Int
@@ -37,13 +37,14 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     private var goingAway = false
     private(set) var closed = false
 
-    init(key: String, eventLoop: EventLoop, streamLimit: Int, requestLimit: Int, idleTimeout: TimeAmount) {
+    /// `ready`: the connect (and TLS check) under way; `install(on:)` runs inside it.
+    init(key: String, ready: EventLoopFuture<Void>, streamLimit: Int, requestLimit: Int, idleTimeout: TimeAmount) {
         self.key = key
+        self.ready = ready
         self.streamLimit = streamLimit
         self.requestLimit = requestLimit
         self.idleTimeout = idleTimeout
-        self.idleSince = eventLoop.now
-        self.ready = eventLoop.makeSucceededVoidFuture()
+        self.idleSince = ready.eventLoop.now
     }
 
     /// Whether a new request may start a stream here now.

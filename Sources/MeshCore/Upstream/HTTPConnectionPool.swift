@@ -141,9 +141,11 @@ final class LoopPool: @unchecked Sendable {
         if !fresh, let connection = self.http2[key]?.first(where: \.acceptsStreams) {
             return connection.openStream(scheme: scheme)
         }
+        // The connection object exists before its channel: the channel initializer installs it.
+        let ready = self.eventLoop.makePromise(of: Void.self)
         let connection = HTTP2UpstreamConnection(
-            key: key, eventLoop: self.eventLoop, streamLimit: cluster.maxConcurrentStreams, requestLimit: cluster.maxRequestsPerConnection,
-            idleTimeout: cluster.upstreamIdleTimeout
+            key: key, ready: ready.futureResult, streamLimit: cluster.maxConcurrentStreams,
+            requestLimit: cluster.maxRequestsPerConnection, idleTimeout: cluster.upstreamIdleTimeout
         )
         self.startSweeping()
         let bound = NIOLoopBound(connection, eventLoop: self.eventLoop)
@@ -152,7 +154,7 @@ final class LoopPool: @unchecked Sendable {
         ) { channel in
             try bound.value.install(on: channel)
         }
-        connection.ready = channel.map { _ in }
+        channel.map { _ in }.cascade(to: ready)
         self.http2[key, default: []].append(connection)
         channel.assumeIsolated().whenComplete { result in
             switch result {
