@@ -303,6 +303,7 @@ import Testing
                 - uri: {prefix: /}
                   sourceLabels: {app: productpage}
                 timeout: 3s
+                rewrite: {uri: v1}
                 retries: {attempts: 3}
                 fault:
                   delay: {fixedDelay: 7s, percentage: {value: 100}}
@@ -317,11 +318,11 @@ import Testing
             "conf/reviews.yaml:6: warning: VirtualService/reviews.spec.exportTo: not supported yet; ignored",
             "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0]: an http route needs route (or redirect, directResponse or delegate)",
             "conf/reviews.yaml:10: warning: VirtualService/reviews.spec.http[0].match[0].sourceLabels: not supported yet; ignored",
-            "conf/reviews.yaml:11: warning: VirtualService/reviews.spec.http[0].timeout: not supported yet; ignored",
-            "conf/reviews.yaml:12: warning: VirtualService/reviews.spec.http[0].retries: not supported yet; ignored",
-            "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
-            "conf/reviews.yaml:15: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
-            "conf/reviews.yaml:17: warning: VirtualService/reviews.spec.http[1].redirect: not supported yet; ignored",
+            "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[0].rewrite: rewrite.uri must start with /, not \"v1\"",
+            "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].retries: not supported yet; ignored",
+            "conf/reviews.yaml:14: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
+            "conf/reviews.yaml:16: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
+            "conf/reviews.yaml:18: warning: VirtualService/reviews.spec.http[1].redirect: not supported yet; ignored",
         ])
     }
 

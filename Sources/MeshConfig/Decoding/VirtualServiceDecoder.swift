@@ -5,12 +5,13 @@ struct VirtualServiceDecoder {
     /// HTTP route actions other than `route`: valid, not run yet.
     static let otherActions: Set = ["redirect", "directResponse", "delegate"]
     static let httpRoute = Schema(
-        ["name", "match", "route"],
+        ["name", "match", "route", "rewrite", "timeout"],
         unsupported: otherActions.union([
-            "rewrite", "timeout", "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
+            "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
             "mirror_percent", "corsPolicy", "headers",
         ])
     )
+    static let rewrite = Schema(["uri", "authority"], unsupported: ["uriRegexRewrite"])
     static let httpMatch = Schema(
         ["name", "uri", "ignoreUriCase", "method", "authority", "headers", "withoutHeaders", "queryParams", "port", "gateways"],
         unsupported: ["scheme", "sourceLabels", "sourceNamespace", "statPrefix"]
@@ -113,7 +114,16 @@ struct VirtualServiceDecoder {
         } else if Self.otherActions.allSatisfy({ route[$0] == nil }) {
             route.field.error("an http route needs route (or redirect, directResponse or delegate)")
         }
-        return HTTPRoute(name: route.string("name"), match: matches, route: destinations, location: route.location)
+        let rewrite = route.map("rewrite", Self.rewrite).map { rewrite in
+            HTTPRewrite(uri: rewrite.string("uri"), authority: rewrite.string("authority"))
+        }
+        if let uri = rewrite?.uri, !uri.hasPrefix("/") {
+            route["rewrite"]?.error("rewrite.uri must start with /, not \"\(uri)\"")
+        }
+        return HTTPRoute(
+            name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: route.duration("timeout"),
+            location: route.location
+        )
     }
 
     private mutating func httpMatch(_ match: MapReader) -> HTTPMatchRequest {

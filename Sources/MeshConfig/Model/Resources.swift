@@ -235,13 +235,35 @@ public struct HTTPRoute: Sendable, Hashable {
     /// OR'ed; empty matches every request.
     public var match: [HTTPMatchRequest]
     public var route: [RouteDestination]
+    /// `rewrite`: the path (or the prefix a prefix match matched) and the authority sent upstream.
+    public var rewrite: HTTPRewrite?
+    /// `timeout`: the upstream's whole response must arrive within this; nil = none (Istio's default).
+    public var timeout: Duration?
     public var location: SourceLocation?
 
-    public init(name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], location: SourceLocation? = nil) {
+    public init(
+        name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], rewrite: HTTPRewrite? = nil,
+        timeout: Duration? = nil, location: SourceLocation? = nil
+    ) {
         self.name = name
         self.match = match
         self.route = route
+        self.rewrite = rewrite
+        self.timeout = timeout
         self.location = location
+    }
+}
+
+/// `http[].rewrite`.
+public struct HTTPRewrite: Sendable, Hashable {
+    /// Replaces the prefix a `prefix` match matched, else the whole path (the query string stays).
+    public var uri: String?
+    /// Replaces the `Host` / `:authority` sent upstream.
+    public var authority: String?
+
+    public init(uri: String? = nil, authority: String? = nil) {
+        self.uri = uri
+        self.authority = authority
     }
 }
 

@@ -145,6 +145,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var upgrade: String?
         /// The upstream answered 101: the tunnel is installed at the end of that response.
         var switching = false
+        /// The route's `timeout`, started when the request is complete; cancelled when reported.
+        var timeout: TimeAmount?
+        var timeoutTimer: Scheduled<Void>?
     }
 
     private struct Target {
@@ -328,6 +331,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.forwardRequestPart(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             self.exchange?.requestComplete = true
+            self.startTimeout()
             self.forwardRequestPart(.end(trailers))
             self.finishIfDone()
         }
@@ -442,7 +446,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 upstreamHeaders.add(name: "upgrade", value: upgrade)
             }
         }
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: upstreamHeaders)
+        var target = head.uri
+        if let rewrite = route.rewrite {
+            if let uri = rewrite.uri { target = route.rewrittenTarget(request, uri: uri) }
+            if let authority = rewrite.authority { upstreamHeaders.replaceOrAdd(name: "host", value: authority) }
+        }
+        exchange.timeout = route.timeout
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         self.connectUpstream(allowPooled: true)
     }
@@ -773,10 +783,38 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
+    /// A route `timeout` runs from the end of the request (as Envoy's route timeout does) to the end
+    /// of the response. Without a response head by then: 504 `UT`; mid-response: the client
+    /// connection is reset, so a cut response never looks complete.
+    private func startTimeout() {
+        guard let exchange = self.exchange, let timeout = exchange.timeout, !exchange.responseComplete,
+            let eventLoop = self.context?.eventLoop
+        else { return }
+        exchange.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard self.exchange === exchange, !exchange.responseComplete else { return }
+            self.environment.log.debug("http :\(self.environment.port): no complete response within \(timeout) (UT)")
+            switch exchange.upstream {
+            case .attached(let upstream): upstream.close()
+            case .none, .connecting, .finished: break
+            }
+            exchange.upstream = .finished
+            if exchange.responseStarted {
+                exchange.record.responseFlags = "UT"
+                exchange.record.responseCodeDetails = "upstream_response_timeout"
+                self.exchange = nil
+                self.report(exchange)
+                self.closeDownstream()
+            } else {
+                self.sendLocalReply(.upstreamTimeout)
+            }
+        }
+    }
+
     /// Hands the finished exchange to the metrics, the access log and the tracer (once).
     private func report(_ exchange: Exchange) {
         guard !exchange.reported, let eventLoop = self.context?.eventLoop else { return }
         exchange.reported = true
+        exchange.timeoutTimer?.cancel()
         exchange.record.durationMicros = (eventLoop.now - exchange.started).nanoseconds / 1000
         self.environment.metrics.shard(for: eventLoop).recordHTTP(exchange.record)
         exchange.telemetry.accessLogger?.write(exchange.record)

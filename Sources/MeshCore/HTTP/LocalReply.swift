@@ -39,6 +39,11 @@ public struct LocalReply: Sendable, Equatable {
         )
     }
 
+    /// The route's `timeout` passed before the upstream's response head (Envoy's words and flag).
+    public static let upstreamTimeout = LocalReply(
+        status: .gatewayTimeout, flags: "UT", details: "upstream_response_timeout", body: "upstream request timeout"
+    )
+
     public static let connectionTermination = LocalReply(
         status: .serviceUnavailable,
         flags: "UC",

@@ -1,4 +1,5 @@
 import MeshConfig
+import NIOCore
 import NIOHTTP1
 
 /// What routing needs to know about one HTTP request, cut from the request head once.
@@ -68,9 +69,25 @@ public struct CompiledHTTPRoute: Sendable {
     /// OR'ed; empty matches everything.
     public let matches: [CompiledHTTPMatch]
     public let destinations: WeightedClusters
+    /// `rewrite`, when the rule has one.
+    public var rewrite: HTTPRewrite? = nil
+    /// `timeout`, when the rule has one.
+    public var timeout: TimeAmount? = nil
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }
+    }
+
+    /// The request target after `rewrite.uri`: Istio replaces the prefix a prefix match matched,
+    /// else the whole path; the query string stays.
+    func rewrittenTarget(_ request: RouteRequest, uri replacement: String) -> String {
+        let matched = self.matches.first { $0.matches(request) }
+        var path = replacement
+        if let length = matched?.uri?.prefixLength {
+            path += request.path.dropFirst(length)
+        }
+        if let query = request.query { path += "?\(query)" }
+        return path
     }
 }
 

@@ -35,4 +35,10 @@ public struct StringMatcher: Sendable {
     public func matches(_ value: String) -> Bool {
         self.matches(value[...])
     }
+
+    /// How many leading characters of a value a prefix matcher stands for (nil: not a prefix matcher).
+    var prefixLength: Int? {
+        if case .prefix(let prefix) = self.kind { return prefix.count }
+        return nil
+    }
 }

@@ -166,13 +166,14 @@ public struct SnapshotCompiler {
             do {
                 let matches = try route.match.map { try CompiledHTTPMatch($0, listenerGateways: listenerGateways) }
                 let destinations = self.weightedClusters(route.route, path: path, location: route.location)
-                routes.append(
-                    CompiledHTTPRoute(
-                        name: route.name ?? "\(vs.meta.namespace).\(vs.meta.name).\(index)",
-                        matches: matches,
-                        destinations: destinations
-                    )
+                var compiled = CompiledHTTPRoute(
+                    name: route.name ?? "\(vs.meta.namespace).\(vs.meta.name).\(index)",
+                    matches: matches,
+                    destinations: destinations
                 )
+                compiled.rewrite = route.rewrite
+                compiled.timeout = route.timeout.map(TimeAmount.init)
+                routes.append(compiled)
             } catch {
                 self.diagnostics.append(Diagnostic(.error, at: route.location, path: path, "\(error)"))
             }

@@ -1,0 +1,58 @@
+"""VirtualService http route actions beyond the destination: `rewrite` (uri, with Istio's prefix
+semantics, and authority) and `timeout` (504 UT when the upstream is too slow), with curl through the
+real gateway to the sample app, which logs each request line it receives."""
+
+from __future__ import annotations
+
+from conftest import Mesh, curl, documents, free_port, gateway_yaml, resource_yaml, wait_until
+
+ROUTES = """\
+  hosts: ["*"]
+  gateways: [web]
+  http:
+  - match:
+    - uri: {prefix: /api/v1/}
+    rewrite: {uri: /, authority: internal.example.com}
+    route: [{destination: {host: httpbin}}]
+  - match:
+    - uri: {exact: /old-status}
+    rewrite: {uri: /status/418}
+    route: [{destination: {host: httpbin}}]
+  - match:
+    - uri: {prefix: /slow/}
+    timeout: 500ms
+    rewrite: {uri: /delay/}
+    route: [{destination: {host: httpbin}}]
+  - route: [{destination: {host: httpbin}}]
+"""
+
+
+def gateway(mesh: Mesh):
+    backend = mesh.backend("httpbin", ["v1"])
+    port = free_port()
+    files = {"routes.yaml": documents(backend.yaml, gateway_yaml("web", port, "HTTP"), resource_yaml("VirtualService", "httpbin", ROUTES))}
+    return mesh.gateway(mesh.config_dir(files), {"http": port}), backend.apps["v1"]
+
+
+def test_rewrite_replaces_a_matched_prefix_or_the_whole_path_and_the_authority(mesh: Mesh):
+    gw, app = gateway(mesh)
+    # prefix /api/v1/ → / : the rest of the path and the query string stay.
+    reply = curl(gw.url("/api/v1/headers?a=1"), "-H", "Host: public.example.com")
+    assert reply.status == 200
+    assert reply.json()["headers"]["host"] == "internal.example.com"
+    # exact /old-status → /status/418: the whole path is replaced.
+    assert curl(gw.url("/old-status?b=2")).status == 418
+    wait_until(lambda: len(app.requests()) >= 2, 10, "the app to log both requests")
+    assert app.requests()[:2] == ["GET /headers?a=1", "GET /status/418?b=2"]
+
+
+def test_a_route_timeout_answers_504_ut_and_fast_responses_pass(mesh: Mesh):
+    gw, app = gateway(mesh)
+    assert curl(gw.url("/slow/0")).status == 200
+    slow = curl(gw.url("/slow/5"))
+    assert slow.status == 504
+    assert slow.text == "upstream request timeout"
+    assert slow.headers["x-meshgate-response-flags"] == "UT"
+    assert slow.headers["x-meshgate-details"] == "upstream_response_timeout"
+    # Routes without a timeout wait (Istio's default: none).
+    assert curl(gw.url("/delay/1")).status == 200
