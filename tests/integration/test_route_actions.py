@@ -1,6 +1,7 @@
 """VirtualService http route actions beyond the destination: `rewrite` (uri, with Istio's prefix
-semantics, and authority) and `timeout` (504 UT when the upstream is too slow), with curl through the
-real gateway to the sample app, which logs each request line it receives."""
+semantics, and authority), `headers` (request and response set/add/remove) and `timeout` (504 UT when
+the upstream is too slow), with curl through the real gateway to the sample app, which logs each
+request line it receives."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ ROUTES = """\
     - uri: {prefix: /slow/}
     timeout: 500ms
     rewrite: {uri: /delay/}
+    route: [{destination: {host: httpbin}}]
+  - match:
+    - uri: {prefix: /decorated}
+    rewrite: {uri: /headers}
+    headers:
+      request:
+        set: {x-team: books}
+        add: {x-added: one}
+        remove: [x-secret]
+      response:
+        set: {x-served-by: meshgate}
+        remove: [x-version]
     route: [{destination: {host: httpbin}}]
   - route: [{destination: {host: httpbin}}]
 """
@@ -56,3 +69,18 @@ def test_a_route_timeout_answers_504_ut_and_fast_responses_pass(mesh: Mesh):
     assert slow.headers["x-meshgate-details"] == "upstream_response_timeout"
     # Routes without a timeout wait (Istio's default: none).
     assert curl(gw.url("/delay/1")).status == 200
+
+
+def test_header_operations_apply_to_the_request_and_the_response(mesh: Mesh):
+    gw, app = gateway(mesh)
+    reply = curl(gw.url("/decorated"), "-H", "x-secret: s", "-H", "x-team: other")
+    assert reply.status == 200
+    seen = reply.json()["headers"]
+    assert seen["x-team"] == "books"
+    assert seen["x-added"] == "one"
+    assert "x-secret" not in seen
+    assert reply.headers["x-served-by"] == "meshgate"
+    assert "x-version" not in reply.headers
+    # Other routes are untouched.
+    plain = curl(gw.url("/headers"), "-H", "x-secret: s")
+    assert plain.json()["headers"]["x-secret"] == "s" and "x-version" in plain.headers

@@ -5,12 +5,14 @@ struct VirtualServiceDecoder {
     /// HTTP route actions other than `route`: valid, not run yet.
     static let otherActions: Set = ["redirect", "directResponse", "delegate"]
     static let httpRoute = Schema(
-        ["name", "match", "route", "rewrite", "timeout"],
+        ["name", "match", "route", "rewrite", "timeout", "headers"],
         unsupported: otherActions.union([
             "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
-            "mirror_percent", "corsPolicy", "headers",
+            "mirror_percent", "corsPolicy",
         ])
     )
+    static let headers = Schema(["request", "response"])
+    static let headerOperations = Schema(["set", "add", "remove"])
     static let rewrite = Schema(["uri", "authority"], unsupported: ["uriRegexRewrite"])
     static let httpMatch = Schema(
         ["name", "uri", "ignoreUriCase", "method", "authority", "headers", "withoutHeaders", "queryParams", "port", "gateways"],
@@ -120,10 +122,22 @@ struct VirtualServiceDecoder {
         if let uri = rewrite?.uri, !uri.hasPrefix("/") {
             route["rewrite"]?.error("rewrite.uri must start with /, not \"\(uri)\"")
         }
+        let headers = route.map("headers", Self.headers)
         return HTTPRoute(
             name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: route.duration("timeout"),
+            requestHeaders: headers?.map("request", Self.headerOperations).map(self.headerOperations),
+            responseHeaders: headers?.map("response", Self.headerOperations).map(self.headerOperations),
             location: route.location
         )
+    }
+
+    private func headerOperations(_ operations: MapReader) -> HeaderOperations {
+        func pairs(_ key: String) -> [HeaderOperations.Pair] {
+            (operations.stringMap(key) ?? [:]).map { HeaderOperations.Pair(name: $0.key.lowercased(), value: $0.value) }
+                .sorted { $0.name < $1.name }
+        }
+        let remove = operations["remove"]?.strings()?.map { $0.value.lowercased() } ?? []
+        return HeaderOperations(set: pairs("set"), add: pairs("add"), remove: remove)
     }
 
     private mutating func httpMatch(_ match: MapReader) -> HTTPMatchRequest {

@@ -239,18 +239,48 @@ public struct HTTPRoute: Sendable, Hashable {
     public var rewrite: HTTPRewrite?
     /// `timeout`: the upstream's whole response must arrive within this; nil = none (Istio's default).
     public var timeout: Duration?
+    /// `headers.request` and `headers.response`.
+    public var requestHeaders: HeaderOperations?
+    public var responseHeaders: HeaderOperations?
     public var location: SourceLocation?
 
     public init(
         name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], rewrite: HTTPRewrite? = nil,
-        timeout: Duration? = nil, location: SourceLocation? = nil
+        timeout: Duration? = nil, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil,
+        location: SourceLocation? = nil
     ) {
         self.name = name
         self.match = match
         self.route = route
         self.rewrite = rewrite
         self.timeout = timeout
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
         self.location = location
+    }
+}
+
+/// Istio's `Headers.HeaderOperations`: applied as `remove`, then `set` (replacing), then `add`.
+public struct HeaderOperations: Sendable, Hashable {
+    /// Lower-case names, in name order.
+    public var set: [Pair]
+    public var add: [Pair]
+    public var remove: [String]
+
+    public struct Pair: Sendable, Hashable {
+        public var name: String
+        public var value: String
+
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(set: [Pair] = [], add: [Pair] = [], remove: [String] = []) {
+        self.set = set
+        self.add = add
+        self.remove = remove
     }
 }
 

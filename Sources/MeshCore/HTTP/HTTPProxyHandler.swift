@@ -145,6 +145,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var upgrade: String?
         /// The upstream answered 101: the tunnel is installed at the end of that response.
         var switching = false
+        /// The route's `headers.response`, applied to the upstream's response head.
+        var responseHeaders: HeaderOperations?
         /// The route's `timeout`, started when the request is complete; cancelled when reported.
         var timeout: TimeAmount?
         var timeoutTimer: Scheduled<Void>?
@@ -451,6 +453,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             if let uri = rewrite.uri { target = route.rewrittenTarget(request, uri: uri) }
             if let authority = rewrite.authority { upstreamHeaders.replaceOrAdd(name: "host", value: authority) }
         }
+        route.requestHeaders?.apply(to: &upstreamHeaders)
+        exchange.responseHeaders = route.responseHeaders
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
@@ -537,6 +541,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             let elapsed = NIODeadline.now() - exchange.upstreamStart
             var framing = HopByHop.ResponseFraming()
             var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
+            exchange.responseHeaders?.apply(to: &headers)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
                 // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).

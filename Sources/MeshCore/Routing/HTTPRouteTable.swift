@@ -73,6 +73,9 @@ public struct CompiledHTTPRoute: Sendable {
     public var rewrite: HTTPRewrite? = nil
     /// `timeout`, when the rule has one.
     public var timeout: TimeAmount? = nil
+    /// `headers.request` / `headers.response`, when the rule has them.
+    public var requestHeaders: HeaderOperations? = nil
+    public var responseHeaders: HeaderOperations? = nil
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }
@@ -200,5 +203,14 @@ public struct TCPRouteEntry: Sendable {
 
     public func matches(port: Int) -> Bool {
         self.matchesEverything || self.ports.contains { $0 == nil || $0 == port }
+    }
+}
+
+extension HeaderOperations {
+    /// `remove`, then `set` (replacing), then `add`, as Envoy applies a route's header operations.
+    func apply(to headers: inout HTTPHeaders) {
+        for name in self.remove { headers.remove(name: name) }
+        for pair in self.set { headers.replaceOrAdd(name: pair.name, value: pair.value) }
+        for pair in self.add { headers.add(name: pair.name, value: pair.value) }
     }
 }

@@ -173,6 +173,8 @@ public struct SnapshotCompiler {
                 )
                 compiled.rewrite = route.rewrite
                 compiled.timeout = route.timeout.map(TimeAmount.init)
+                compiled.requestHeaders = route.requestHeaders
+                compiled.responseHeaders = route.responseHeaders
                 routes.append(compiled)
             } catch {
                 self.diagnostics.append(Diagnostic(.error, at: route.location, path: path, "\(error)"))
