@@ -97,32 +97,32 @@ enum SettingsDecoder {
         }
         if let port = map["inboundPort"]?.port() { settings.inboundPort = port }
         if let port = map["outboundPort"]?.port() { settings.outboundPort = port }
-        if let field = map["appPorts"], let entries = field.entries() {
-            for entry in entries {
-                let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
-                guard let servicePort = Int(entry.key), (1...65535).contains(servicePort) else {
-                    item.error("'\(entry.key)' is not a service port (1..65535)")
-                    continue
-                }
-                if let appPort = item.port() { settings.appPorts[servicePort] = appPort }
-            }
+        for (servicePort, item) in Self.portKeyed(map["appPorts"], kind: "service port") {
+            if let appPort = item.port() { settings.appPorts[servicePort] = appPort }
         }
-        if let field = map["outboundTCP"], let entries = field.entries() {
-            for entry in entries {
-                let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
-                guard let localPort = Int(entry.key), (1...65535).contains(localPort) else {
-                    item.error("'\(entry.key)' is not a local port (1..65535)")
-                    continue
-                }
-                guard let text = item.string() else { continue }
-                if let problem = hostPortProblem(text) {
-                    item.error("invalid service \"\(text)\": \(problem) (the service's host and port, as tcp-echo:9000)")
-                    continue
-                }
-                let colon = text.lastIndex(of: ":")!
-                let host = resolveHost(String(text[..<colon]), namespace: settings.namespace)
-                settings.outboundTCP[localPort] = OutboundTCPService(host: host, port: Int(text[text.index(after: colon)...])!)
+        for (localPort, item) in Self.portKeyed(map["outboundTCP"], kind: "local port") {
+            guard let text = item.string() else { continue }
+            if let problem = hostPortProblem(text) {
+                item.error("invalid service \"\(text)\": \(problem) (the service's host and port, as tcp-echo:9000)")
+                continue
             }
+            let colon = text.lastIndex(of: ":")!
+            let host = resolveHost(String(text[..<colon]), namespace: settings.namespace)
+            settings.outboundTCP[localPort] = OutboundTCPService(host: host, port: Int(text[text.index(after: colon)...])!)
+        }
+    }
+
+    /// The entries of a map keyed by port number (`appPorts`, `outboundTCP`), each value with its own
+    /// place; a key that is not a port 1..65535 is an error at its line and skipped.
+    private static func portKeyed(_ field: Field?, kind: String) -> [(port: Int, item: Field)] {
+        guard let field, let entries = field.entries() else { return [] }
+        return entries.compactMap { entry in
+            let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
+            guard let port = Int(entry.key), (1...65535).contains(port) else {
+                item.error("'\(entry.key)' is not a \(kind) (1..65535)")
+                return nil
+            }
+            return (port, item)
         }
     }
 
