@@ -96,6 +96,25 @@ import Testing
         #expect(settings.certTTL == .seconds(3600))
     }
 
+    @Test func portKeyedSettingsNameTheBadKeyAtItsLine() {
+        let result = load([
+            ("conf/meshgate.yaml", """
+                workload: {name: reviews-v1, address: 127.0.1.3}
+                appPorts:
+                  http: 19080
+                  9080: 19080
+                outboundTCP:
+                  70000: "tcp-echo:9000"
+                  15031: "tcp-echo"
+                """),
+        ])
+        let lines = result.lines.filter { $0.contains("appPorts") || $0.contains("outboundTCP") }
+        #expect(lines.contains { $0.hasPrefix("conf/meshgate.yaml:3: error:") && $0.contains("'http' is not a service port (1..65535)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("conf/meshgate.yaml:6: error:") && $0.contains("'70000' is not a local port (1..65535)") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("conf/meshgate.yaml:7: error:") && $0.contains("invalid service \"tcp-echo\"") }, "\(lines)")
+        #expect(lines.count == 3, "\(lines)")
+    }
+
     @Test func anUnknownCipherSuiteIsAnErrorWithAHint() {
         let result = load("""
             apiVersion: networking.istio.io/v1
