@@ -102,11 +102,58 @@ import Testing
         #expect(first.hasPrefix("GET /a "))
         #expect(!first.contains("GET /b "))
         try upstreams.respond(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
-        #expect(try upstreams.received(0).hasPrefix("GET /b "))
-        try upstreams.respond(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+        // The first connection is pooled only once its read is done (nothing may follow the response
+        // in it), so the pipelined request, sent within that read, goes out on a second connection.
+        #expect(try upstreams.received(1).hasPrefix("GET /b "))
+        try upstreams.respond(1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
         let responses = try self.output(downstream)
         #expect(responses.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
         #expect(responses.hasSuffix("b"))
+        try downstream.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"))
+        #expect(upstreams.channels.count == 2, "both connections were pooled")
+    }
+
+    @Test func bytesAfterAResponseNeverReachTheNextRequest() throws {
+        let (downstream, upstreams) = try self.setUp()
+        try downstream.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = try upstreams.received(0)
+        // A response followed, in the same read, by what looks like a second one (response splitting).
+        try upstreams.respond(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+        let first = try self.output(downstream)
+        #expect(first.components(separatedBy: "HTTP/1.1 200 OK").count == 2 && first.hasSuffix("\r\n\r\na"))
+        #expect(!upstreams.channels[0].isActive, "the connection with leftover bytes is closed, not pooled")
+        try downstream.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"))
+        #expect(try upstreams.received(1).hasPrefix("GET /b "))
+        #expect(try !self.output(downstream).contains("smuggled"))
+    }
+
+    @Test func chunkedAnyCaseIsReframedCanonicallyAndAmbiguousResponsesAre502UPE() throws {
+        let (downstream, upstreams) = try self.setUp()
+        try downstream.writeInbound(ByteBuffer(string: "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+        let sent = try upstreams.received(0)
+        #expect(sent.contains("transfer-encoding: chunked\r\n") && !sent.contains("CHUNKED"))
+        #expect(sent.hasSuffix("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+        try upstreams.respond(0, "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+        let response = try self.output(downstream)
+        #expect(response.contains("transfer-encoding: chunked\r\n") && !response.contains("Chunked"))
+        #expect(response.hasSuffix("\r\n\r\n2\r\nok\r\n0\r\n\r\n"))
+
+        try downstream.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"))
+        let index = upstreams.channels.count - 1
+        _ = try upstreams.received(index)
+        try upstreams.respond(index, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz")
+        let refused = try self.output(downstream)
+        #expect(refused.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n") && refused.contains("x-meshgate-response-flags: UPE\r\n"))
+        #expect(!upstreams.channels[index].isActive)
+    }
+
+    @Test func anUnexpected101Is502UPE() throws {
+        let (downstream, upstreams) = try self.setUp()
+        try downstream.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"))
+        _ = try upstreams.received(0)
+        try upstreams.respond(0, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+        let response = try self.output(downstream)
+        #expect(response.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n") && response.contains("x-meshgate-response-flags: UPE\r\n"))
     }
 
     @Test func anEarlyResponseDropsTheRestOfTheBodyAndClosesBothSides() throws {

@@ -147,6 +147,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var switching = false
         /// The route's `headers.response`, applied to the upstream's response head.
         var responseHeaders: HeaderOperations?
+        /// How the request body is framed upstream (one canonical header, whatever the client sent).
+        var bodyFraming = Framing.none
+        /// The upstream head waits for the request's first part to decide its framing (HTTP/2 without `content-length`).
+        var deferredHead: HTTPRequestHead?
         /// The route's `timeout`, started when the request is complete; cancelled when reported.
         var timeout: TimeAmount?
         var timeoutTimer: Scheduled<Void>?
@@ -168,6 +172,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var queuedParts: [HTTPServerRequestPart] = []
     private var pendingRead = false
     private var draining = false
+    /// The parser refused what followed the requests still being served: answered after them.
+    private var pendingRefusal: LocalReply?
     private var closed = false
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
     private lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
@@ -273,6 +279,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         self.environment.log.debug("http :\(self.environment.port) \(context.channel.remoteAddress?.description ?? "-"): \(error)")
+        if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
+            // Complete requests ahead of the malformed one (a pipeline) are served first; the 400
+            // follows them, then the connection closes. Nothing more is read.
+            self.pendingRefusal = reply
+            return
+        }
         if let exchange = self.exchange {
             if case .attached(let upstream) = exchange.upstream {
                 upstream.close()
@@ -306,7 +318,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     private var shouldHoldReads: Bool {
-        if self.queuedParts.count >= Self.maxQueuedParts { return true }
+        if self.queuedParts.count >= Self.maxQueuedParts || self.pendingRefusal != nil { return true }
+        // An upgrade waiting for its 101: the parser stopped at it, so anything read now would only
+        // pile up until the tunnel opens. Reading resumes in the tunnel (with its backpressure).
+        if self.exchange?.upgrade != nil { return true }
         guard let exchange = self.exchange, !exchange.requestComplete, !exchange.discardRequestBody else { return false }
         switch exchange.upstream {
         case .connecting: return true
@@ -329,13 +344,31 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         case .head(let head):
             self.startExchange(head)
         case .body(let buffer):
+            self.decideFraming(hasBody: true)
             self.exchange?.record.bytesReceived += buffer.readableBytes
             self.forwardRequestPart(.body(.byteBuffer(buffer)))
         case .end(let trailers):
+            self.decideFraming(hasBody: false)
             self.exchange?.requestComplete = true
             self.startTimeout()
             self.forwardRequestPart(.end(trailers))
             self.finishIfDone()
+        }
+    }
+
+    /// An HTTP/2 request without `content-length` is chunked upstream if DATA follows its head, and
+    /// has no body if the stream ended with the head: never body bytes without framing (which an
+    /// HTTP/1.1 upstream would read as the next request).
+    private func decideFraming(hasBody: Bool) {
+        guard let exchange = self.exchange, exchange.bodyFraming == .decidedByFirstPart else { return }
+        exchange.bodyFraming = hasBody ? .chunked : .none
+        if hasBody {
+            exchange.target?.head.headers.add(name: "transfer-encoding", value: "chunked")
+            exchange.deferredHead?.headers.add(name: "transfer-encoding", value: "chunked")
+        }
+        if let head = exchange.deferredHead, case .attached(let upstream) = exchange.upstream {
+            exchange.deferredHead = nil
+            upstream.send(.head(head), flush: false)
         }
     }
 
@@ -380,23 +413,36 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.downstreamRemoteAddress = self.addresses?.remote
         exchange.record.downstreamLocalAddress = self.addresses?.local
 
-        guard head.version == .http1_0 || summary.host != nil else {
-            self.sendLocalReply(.missingHost, forceClose: true)
+        let requestTarget: RequestHeadCheck.Target
+        switch RequestHeadCheck.check(head, summary: summary, isHTTP2: self.environment.isHTTP2) {
+        case .success(let target): requestTarget = target
+        case .failure(let refusal):
+            self.sendLocalReply(refusal, forceClose: true)
             return
         }
+        exchange.bodyFraming = Framing.request(summary.framing, isHTTP2: self.environment.isHTTP2)
+        exchange.bodyFraming.apply(to: &upstreamHeaders)
+        var routedHead = head
+        if let authority = requestTarget.authority {
+            // Absolute-form: its authority is the request's host (RFC 9112 §3.2.2), upstream too.
+            summary.host = authority
+            exchange.record.authority = authority
+            upstreamHeaders.replaceOrAdd(name: "host", value: authority)
+        }
+        routedHead.uri = requestTarget.path
         let snapshot = self.environment.holder.load()
         exchange.telemetry = snapshot.telemetry
         guard let plan = snapshot.listeners[self.environment.port] else {
             self.sendLocalReply(.noRoute)
             return
         }
-        let request = RouteRequest(head: head, host: summary.host ?? "", port: self.environment.port)
+        let request = RouteRequest(head: routedHead, host: summary.host ?? "", port: self.environment.port)
         if let server = self.environment.tlsServer, !server.serves(host: request.host) {
             self.sendLocalReply(.misdirected)
             return
         }
         if !plan.httpsRedirectHosts.isEmpty, plan.httpsRedirectHosts.contains(where: { hostMatches(pattern: $0, host: String(request.host)) }) {
-            self.sendLocalReply(.httpsRedirect(to: "https://\(request.host)\(head.uri)"))
+            self.sendLocalReply(.httpsRedirect(to: "https://\(request.host)\(routedHead.uri)"))
             return
         }
         guard let route = (self.environment.inbound?.routes ?? plan.http).route(request) else {
@@ -448,7 +494,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 upstreamHeaders.add(name: "upgrade", value: upgrade)
             }
         }
-        var target = head.uri
+        var target = routedHead.uri
         if let rewrite = route.rewrite {
             if let uri = rewrite.uri { target = route.rewrittenTarget(request, uri: uri) }
             if let authority = rewrite.authority { upstreamHeaders.replaceOrAdd(name: "host", value: authority) }
@@ -511,10 +557,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.upstream = .attached(connection)
         let pending = exchange.pendingRequestParts
         exchange.pendingRequestParts = []
-        var upstreamHead = head
+        var upstreamHead = exchange.target?.head ?? head
         if maxRequests > 0 && connection.requestsSent >= maxRequests && !connection.isStream {
             upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
             exchange.upstreamReusable = false
+        }
+        if exchange.bodyFraming == .decidedByFirstPart {
+            // Sent with the request's first part (no part can be pending before it).
+            exchange.deferredHead = upstreamHead
+            self.releaseHeldRead()
+            return
         }
         connection.send(.head(upstreamHead), flush: pending.isEmpty)
         for part in pending {
@@ -532,15 +584,29 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
-            if let upgrade = exchange.upgrade, head.status == .switchingProtocols {
+            if head.status == .switchingProtocols {
+                guard let upgrade = exchange.upgrade else {
+                    self.upstreamProtocolError(exchange, "101 Switching Protocols to a request that did not ask to upgrade")
+                    return
+                }
                 self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
+                return
+            }
+            var framingHeaders = HopByHop.FramingHeaders()
+            var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framingHeaders)
+            let framing: Framing
+            switch Framing.response(
+                framingHeaders, status: head.status, isHeadRequest: exchange.isHead,
+                clientVersion: self.environment.isHTTP2 ? nil : exchange.requestHead.version
+            ) {
+            case .success(let decided): framing = decided
+            case .failure(let error):
+                self.upstreamProtocolError(exchange, error.reason)
                 return
             }
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
-            var framing = HopByHop.ResponseFraming()
-            var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
             exchange.responseHeaders?.apply(to: &headers)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
@@ -550,24 +616,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             exchange.record.responseCode = Int(head.status.code)
             exchange.record.responseCodeDetails = "via_upstream"
             exchange.record.upstreamServiceTimeMillis = serviceTime
-            if self.environment.isHTTP2 {
-                // HTTP/2 frames the body itself; connection-specific headers are not allowed.
-                if framing.isChunked { headers.remove(name: "transfer-encoding") }
-                framing.isChunked = false
-            } else if !framing.hasContentLength && !framing.isChunked && head.status.mayHaveResponseBody && !exchange.isHead {
-                if exchange.requestHead.version == .http1_1 {
-                    headers.add(name: "transfer-encoding", value: "chunked")
-                    framing.isChunked = true
-                } else {
-                    exchange.closeAfterResponse = true
-                }
-            }
-            if !self.environment.isHTTP2 && exchange.requestHead.version != .http1_1 && framing.isChunked {
-                // An HTTP/1.0 client cannot read chunks: send the body close-delimited.
-                headers.remove(name: "transfer-encoding")
-                framing.isChunked = false
-                exchange.closeAfterResponse = true
-            }
+            framing.apply(to: &headers)
+            if framing == .closeDelimited { exchange.closeAfterResponse = true }
             if self.environment.isHTTP2 {
                 // No connection headers on a stream.
             } else if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
@@ -576,7 +626,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             } else if exchange.requestHead.version != .http1_1 {
                 headers.add(name: "connection", value: "keep-alive")
             }
-            exchange.suppressEndMarker = exchange.isHead && framing.isChunked
+            exchange.suppressEndMarker = exchange.isHead && framing == .chunked
             context.write(
                 self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: headers))),
                 promise: nil
@@ -611,6 +661,35 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 context.writeAndFlush(self.wrapOutboundOut(.end(exchange.closeAfterResponse ? nil : trailers)), promise: nil)
             }
             self.finishIfDone()
+        }
+    }
+
+    /// The upstream's response cannot be read unambiguously (Envoy's `UPE`): its connection closes;
+    /// the client gets 502, or, when part of the response already went out, a cut connection.
+    func upstreamProtocolError(_ reason: String) {
+        guard let exchange = self.exchange else { return }
+        self.upstreamProtocolError(exchange, reason)
+    }
+
+    private func upstreamProtocolError(_ exchange: Exchange, _ reason: String) {
+        self.environment.log.info("http :\(self.environment.port): upstream \(exchange.record.upstreamHost ?? "-"): protocol error: \(reason) (UPE)")
+        self.environment.metrics.addControl("meshgate_upstream_protocol_errors_total")
+        self.failUpstream(exchange, .upstreamProtocolError(reason), afterResponseStarted: "upstream_reset_after_response_started{protocol_error}")
+    }
+
+    /// The upstream failed: its connection closes; the client gets `reply`, or, once part of the
+    /// response went out, a cut connection (a cut response must never look complete).
+    private func failUpstream(_ exchange: Exchange, _ reply: LocalReply, afterResponseStarted details: String) {
+        if case .attached(let upstream) = exchange.upstream { upstream.close() }
+        exchange.upstream = .finished
+        if exchange.responseStarted {
+            exchange.record.responseFlags = reply.flags
+            exchange.record.responseCodeDetails = details
+            self.exchange = nil
+            self.report(exchange)
+            self.closeDownstream()
+        } else {
+            self.sendLocalReply(reply)
         }
     }
 
@@ -671,6 +750,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         while !self.closed, !self.queuedParts.isEmpty, !(self.exchange?.requestComplete ?? false) {
             self.handleRequestPart(self.queuedParts.removeFirst())
         }
+        if let refusal = self.pendingRefusal, self.exchange == nil, self.queuedParts.isEmpty {
+            self.pendingRefusal = nil
+            self.sendLocalReply(refusal, forceClose: true)
+            return
+        }
         self.releaseHeldRead()
     }
 
@@ -678,7 +762,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// the end of the 101 (the decoder's last part before the upgraded bytes).
     private func acceptUpgrade(_ exchange: Exchange, head: HTTPResponseHead, upgrade: String) {
         guard let context = self.context else { return }
-        var framing = HopByHop.ResponseFraming()
+        var framing = HopByHop.FramingHeaders()
         var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
         headers.add(name: "connection", value: "upgrade")
         headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgrade)
@@ -759,9 +843,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             started: context.eventLoop.now
         )
         self.exchange = exchange
+        if let reason = reply.rejected {
+            self.environment.metrics.addControl("meshgate_downstream_rejected_total{reason=\"\(reason)\"}")
+            self.environment.log.debug("http :\(self.environment.port) \(self.addresses?.remote ?? "-"): refused (\(reason)): \(reply.details)")
+        }
+        if exchange.telemetry.accessLogger == nil && exchange.telemetry.tracer == nil {
+            // Refused before routing: the access log still gets its line.
+            exchange.telemetry = self.environment.holder.load().telemetry
+        }
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.
-        let bodyPending = !exchange.requestComplete && Self.hasBody(exchange.requestHead)
+        let bodyPending = !exchange.requestComplete && exchange.bodyFraming != .none
         let close = !self.environment.isHTTP2 && (forceClose || !exchange.keepAlive || bodyPending || self.draining)
         exchange.keepAlive = !close
         exchange.responseStarted = true
@@ -798,20 +890,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.exchange === exchange, !exchange.responseComplete else { return }
             self.environment.log.debug("http :\(self.environment.port): no complete response within \(timeout) (UT)")
-            switch exchange.upstream {
-            case .attached(let upstream): upstream.close()
-            case .none, .connecting, .finished: break
-            }
-            exchange.upstream = .finished
-            if exchange.responseStarted {
-                exchange.record.responseFlags = "UT"
-                exchange.record.responseCodeDetails = "upstream_response_timeout"
-                self.exchange = nil
-                self.report(exchange)
-                self.closeDownstream()
-            } else {
-                self.sendLocalReply(.upstreamTimeout)
-            }
+            self.failUpstream(exchange, .upstreamTimeout, afterResponseStarted: "upstream_response_timeout")
         }
     }
 
@@ -834,17 +913,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         self.context?.close(promise: nil)
     }
 
-    /// Whether a request head announces a body (RFC 9112 §6.3: a request has one only with
-    /// Content-Length or Transfer-Encoding).
     static func hostPort(_ address: SocketAddress) -> String? {
         guard let ip = address.ipAddress, let port = address.port else { return nil }
         return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-    }
-
-    static func hasBody(_ head: HTTPRequestHead) -> Bool {
-        if head.headers.contains(name: "transfer-encoding") { return true }
-        if let length = head.headers.first(name: "content-length") { return length != "0" }
-        return false
     }
 
 }

@@ -2,18 +2,46 @@ import NIOHTTP1
 
 /// Rewrites headers between the two hops in one pass over the list: hop-by-hop headers
 /// (RFC 9110 §7.6.1, and any header the `Connection` header names) are dropped; the proxy's own
-/// headers are added. `transfer-encoding` stays: the codecs re-frame the body with it.
+/// headers are added. Framing headers (`content-length`, `transfer-encoding`) are never copied:
+/// the pass records what they said, and the proxy frames each message itself (``Framing``), so no
+/// spelling a peer sends can make the two hops disagree on where a message ends.
 enum HopByHop {
-    /// What a response head says about its framing, learned while copying it.
-    struct ResponseFraming {
-        var hasContentLength = false
-        var isChunked = false
+    /// What a message head says about its framing, learned while copying it.
+    struct FramingHeaders: Equatable {
+        /// The `content-length` value (the parsers already refuse two that differ); nil: none.
+        var contentLength: String?
+        var contentLengthCount = 0
+        /// Every `transfer-encoding` field, joined with ", "; nil: none.
+        var transferEncoding: String?
+
+        mutating func record(contentLength value: String) {
+            self.contentLengthCount += 1
+            self.contentLength = value
+        }
+
+        mutating func record(transferEncoding value: String) {
+            self.transferEncoding = self.transferEncoding.map { "\($0), \(value)" } ?? value
+        }
     }
+
+    /// Headers a `Connection` header may not remove: the message's framing and routing, and what the
+    /// proxy writes itself. Naming one is ignored (as Envoy does), never obeyed: removing the
+    /// `content-length` a body was read with is how a body becomes a smuggled request.
+    private static let protectedFromConnection: Set<String> = [
+        "content-length", "transfer-encoding", "host", "te", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
+        "x-forwarded-client-cert", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id",
+    ]
 
     /// What the one pass over a request's headers learns for routing and the access log.
     struct RequestSummary {
         var host: String?
         var userAgent: String?
+        /// How many `host` fields the request had (exactly one is valid).
+        var hostCount = 0
+        var framing = FramingHeaders()
+        /// The number of header fields and their size (names and values), for HTTP/2's limits.
+        var headerCount = 0
+        var headerBytes = 0
         /// `x-request-id` as sent upstream (the client's, or one made here).
         var requestID = ""
         /// `x-forwarded-for` as sent upstream (the client's chain plus the client).
@@ -47,9 +75,18 @@ enum HopByHop {
         var requestID: String?
         var forwardedProto = false
         for (name, value) in headers {
+            summary.headerCount += 1
+            summary.headerBytes += name.utf8.count + value.utf8.count
             switch name.utf8.count {
             case 4 where name.asciiCaseInsensitiveEquals("host"):
+                summary.hostCount += 1
                 if summary.host == nil { summary.host = value }
+            case 14 where name.asciiCaseInsensitiveEquals("content-length"):
+                summary.framing.record(contentLength: value)
+                continue
+            case 17 where name.asciiCaseInsensitiveEquals("transfer-encoding"):
+                summary.framing.record(transferEncoding: value)
+                continue
             case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
                 summary.upgrade = value
                 continue
@@ -93,17 +130,22 @@ enum HopByHop {
         return out
     }
 
-    /// The response as it goes downstream: hop-by-hop removed; its framing reported.
-    static func downstreamResponseHeaders(_ headers: HTTPHeaders, framing: inout ResponseFraming) -> HTTPHeaders {
+    /// The response as it goes downstream: hop-by-hop and framing headers removed; what the framing
+    /// headers said reported in `framing`.
+    static func downstreamResponseHeaders(_ headers: HTTPHeaders, framing: inout FramingHeaders) -> HTTPHeaders {
         var named: [String] = []
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 2)
         for (name, value) in headers {
-            if Self.isHopByHop(name, value: value, named: &named) { continue }
-            if name.asciiCaseInsensitiveEquals("content-length") {
-                framing.hasContentLength = true
-            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
-                framing.isChunked = value.lowercased().hasSuffix("chunked")
+            switch name.utf8.count {
+            case 14 where name.asciiCaseInsensitiveEquals("content-length"):
+                framing.record(contentLength: value)
+                continue
+            case 17 where name.asciiCaseInsensitiveEquals("transfer-encoding"):
+                framing.record(transferEncoding: value)
+                continue
+            default:
+                if Self.isHopByHop(name, value: value, named: &named) { continue }
             }
             out.add(name: name, value: value)
         }
@@ -122,7 +164,9 @@ enum HopByHop {
             if name.asciiCaseInsensitiveEquals("connection") {
                 for token in value.split(separator: ",") {
                     let token = token.trimmingASCIISpaces().lowercased()
-                    if token != "close" && token != "keep-alive" && !token.isEmpty { named.append(token) }
+                    if token != "close" && token != "keep-alive" && !token.isEmpty && !Self.protectedFromConnection.contains(token) {
+                        named.append(token)
+                    }
                 }
                 return true
             }

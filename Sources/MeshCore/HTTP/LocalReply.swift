@@ -12,6 +12,8 @@ public struct LocalReply: Sendable, Equatable {
     public var body: String
     /// A `location` header (redirects).
     public var location: String? = nil
+    /// For a request refused as bad input: the `reason` label of `meshgate_downstream_rejected_total`.
+    public var rejected: String? = nil
 
     public static let noRoute = LocalReply(status: .notFound, flags: "NR", details: "route_not_found", body: "")
 
@@ -52,11 +54,35 @@ public struct LocalReply: Sendable, Equatable {
     )
 
     public static let missingHost = LocalReply(
-        status: .badRequest, flags: "DPE", details: "missing_host_header", body: "Bad Request: missing host header"
+        status: .badRequest, flags: "DPE", details: "missing_host_header", body: "Bad Request: missing host header",
+        rejected: "missing_host"
     )
 
+    /// What the HTTP/1.1 parser refused.
     public static func badRequest(_ reason: String) -> LocalReply {
-        LocalReply(status: .badRequest, flags: "DPE", details: "http1.codec_error{\(reason)}", body: "Bad Request: \(reason)")
+        LocalReply(
+            status: .badRequest, flags: "DPE", details: "http1.codec_error{\(reason)}", body: "Bad Request: \(reason)",
+            rejected: "codec_error"
+        )
+    }
+
+    /// A request head the proxy refuses after parsing (``RequestHeadCheck``): 400 unless `status` says otherwise.
+    static func refused(_ reason: String, details: String, _ message: String, status: HTTPResponseStatus = .badRequest) -> LocalReply {
+        LocalReply(status: status, flags: "DPE", details: details, body: "\(status.reasonPhrase): \(message)", rejected: reason)
+    }
+
+    /// No complete request head within `requestHeadersTimeout` (Envoy's `request_headers_timeout`).
+    public static let requestHeadersTimeout = LocalReply(
+        status: .requestTimeout, flags: "-", details: "request_header_timeout", body: "request timeout",
+        rejected: "request_headers_timeout"
+    )
+
+    /// The upstream's response could not be read unambiguously (Envoy's `UPE`): never passed on.
+    static func upstreamProtocolError(_ reason: String) -> LocalReply {
+        LocalReply(
+            status: .badGateway, flags: "UPE", details: "upstream_reset_before_response_started{protocol_error}",
+            body: "upstream protocol error: \(reason)"
+        )
     }
 
     /// A request on a TLS connection for a host the connection's certificate (SNI server) does not
@@ -75,7 +101,8 @@ public struct LocalReply: Sendable, Equatable {
         status: .requestHeaderFieldsTooLarge,
         flags: "DPE",
         details: "http1.headers_too_large",
-        body: "Request Header Fields Too Large: at most 100 headers and 60 KiB"
+        body: "Request Header Fields Too Large: at most 100 headers and 60 KiB",
+        rejected: "headers_too_large"
     )
 
     /// The response head; `close` adds `connection: close`.
@@ -98,3 +125,6 @@ public struct LocalReply: Sendable, Equatable {
         return HTTPResponseHead(version: version, status: self.status, headers: headers)
     }
 }
+
+/// A refusal travels as the failure of a check (``RequestHeadCheck``).
+extension LocalReply: Error {}

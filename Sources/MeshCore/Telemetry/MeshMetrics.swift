@@ -191,6 +191,8 @@ public final class MeshMetrics: Sendable {
         "meshgate_listener_info": "Bound listeners.",
         "meshgate_access_log_dropped_total": "Access-log lines dropped (buffer full or write errors).",
         "meshgate_tracing_spans_dropped_total": "Spans dropped (queue full or collector errors).",
+        "meshgate_downstream_rejected_total": "Requests refused as malformed or ambiguous, by reason.",
+        "meshgate_upstream_protocol_errors_total": "Upstream responses refused as malformed or ambiguous (UPE).",
     ]
 
     private static func renderHistogram(_ out: inout String, _ name: String, _ help: String, _ series: [(String, Histogram)]) {

@@ -179,6 +179,11 @@ final class LoopPool: @unchecked Sendable {
         self.eventLoop.assertInEventLoop()
         connection.owner = nil
         guard connection.isActive, !connection.isStream else { return }
+        if connection.isReading {
+            // The response ended inside a read: pooled once the read is done, if nothing followed it.
+            connection.pendingRelease = (self, idleTimeout)
+            return
+        }
         if self.idle[connection.key, default: []].count >= Self.maxIdlePerKey {
             connection.close()
         } else {

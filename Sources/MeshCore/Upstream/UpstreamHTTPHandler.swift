@@ -10,6 +10,8 @@ protocol UpstreamHTTPOwner: AnyObject {
     func upstreamReadComplete()
     func upstreamClosed()
     func upstreamBecameWritable()
+    /// The response could not be parsed (the connection closes next; `upstreamClosed` is not called).
+    func upstreamProtocolError(_ reason: String)
     /// Whether the downstream can take more response bytes; when false, upstream reads wait.
     var downstreamWritable: Bool { get }
 }
@@ -38,6 +40,12 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The server refused the stream (RST_STREAM or GOAWAY with REFUSED_STREAM): it did not
     /// process the request, which may be sent again (RFC 9113 §8.7).
     private(set) var refused = false
+    /// Between a read and its read-complete: the decoder may still hold bytes of this read.
+    private var reading = false
+    /// Released to the pool during a read: pooled at read-complete, unless the rest of the read
+    /// held more than the response (then it closes: leftover bytes never reach the next request).
+    var pendingRelease: (pool: LoopPool, idleTimeout: TimeAmount)?
+    var isReading: Bool { self.reading }
 
     init(key: String, isStream: Bool = false) {
         self.key = key
@@ -86,16 +94,23 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.reading = true
         let part = self.unwrapInboundIn(data)
         if let owner = self.owner {
             owner.upstreamReceived(part)
         } else {
             // A response nobody asked for (or bytes on an idle connection): it cannot be reused.
+            self.pendingRelease = nil
             context.close(promise: nil)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        self.reading = false
+        if let (pool, idleTimeout) = self.pendingRelease {
+            self.pendingRelease = nil
+            pool.release(self, idleTimeout: idleTimeout)
+        }
         self.owner?.upstreamReadComplete()
     }
 
@@ -112,6 +127,11 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.pendingRelease = nil
+        if error is HTTPParserError, let owner = self.owner {
+            self.owner = nil
+            owner.upstreamProtocolError("\(error)")
+        }
         if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
             self.refused = true
         }
