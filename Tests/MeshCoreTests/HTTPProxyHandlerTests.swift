@@ -45,6 +45,34 @@ import Testing
         #expect(second.hasPrefix("HTTP/1.1 404"))
     }
 
+    @Test func anHTTP09RequestLineIsAnswered400AtOnce() throws {
+        let channel = try self.channel(http: [])
+        let response = try self.send(channel, "GET /x\r\n")
+        #expect(response.hasPrefix("HTTP/1.1 400 Bad Request\r\n") && response.contains("connection: close\r\n"))
+        #expect(RequestHeadGuard.isHTTP09RequestLine(ByteBuffer(string: "GET /x HTTP/1.1\r\n")) == false)
+        #expect(RequestHeadGuard.isHTTP09RequestLine(ByteBuffer(string: "\r\nGET /x HTTP/1.1\r\n")) == false)
+        #expect(RequestHeadGuard.isHTTP09RequestLine(ByteBuffer(string: "GET /x HTTP/1.1")) == false, "no line yet")
+        #expect(RequestHeadGuard.isHTTP09RequestLine(ByteBuffer(string: "GET /x\n")))
+    }
+
+    @Test func aHeadTricklingPastTheRequestHeadersTimeoutGets408() throws {
+        let channel = try self.channel(http: [HTTPRoute(match: [HTTPMatchRequest(uri: .exact("/x"))], route: [Fixtures.to("productpage")])])
+        // An idle keep-alive connection has no head deadline; a started head has.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(60))
+        #expect(channel.isActive)
+        #expect(try self.send(channel, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n").hasPrefix("HTTP/1.1 404"))
+        #expect(try self.send(channel, "GET /b HTTP/1.1\r\nHo").isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(try self.send(channel, "st: a\r\n").isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        var output = ""
+        while let buffer = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let bytes) = buffer { output += String(buffer: bytes) }
+        }
+        #expect(output.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(!channel.isActive)
+    }
+
     @Test func clusterWithoutEndpointsGets503NoHealthyUpstream() throws {
         let channel = try self.channel(http: [HTTPRoute(match: [], route: [Fixtures.to("empty")])])
         let response = try self.send(channel, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")

@@ -6,7 +6,7 @@ enum SettingsDecoder {
             "labels", "namespace", "bindAddress", "readinessPort", "adminPort", "drainTimeout", "eventLoops", "credentialsDir",
             "tcpIdleTimeout", "httpIdleTimeout", "workloadName", "metricsPort", "tcpReportingDuration", "accessLogFile",
             "accessLogEncoding", "tracing", "trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir", "certTTL",
-            "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP",
+            "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP", "requestHeadersTimeout",
         ],
         unknownSeverity: .warning
     )
@@ -33,6 +33,9 @@ enum SettingsDecoder {
         if let loops = map.int("eventLoops", in: 0...4096) { settings.eventLoops = loops }
         if let timeout = map.duration("tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
         if let timeout = map.duration("httpIdleTimeout") { settings.httpIdleTimeout = timeout }
+        if let field = map["requestHeadersTimeout"], let timeout = field.duration() {
+            if timeout <= .zero { field.error("the request headers timeout must be longer than 0") } else { settings.requestHeadersTimeout = timeout }
+        }
         if let directory = map["credentialsDir"], let text = directory.string() {
             if text.isEmpty { directory.error("the credentials directory must not be empty") } else { settings.credentialsDir = text }
         }

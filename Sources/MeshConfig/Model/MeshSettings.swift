@@ -33,6 +33,12 @@ public struct MeshSettings: Sendable, Hashable {
     /// `common_http_protocol_options.idle_timeout`.
     public var httpIdleTimeout: Duration = .seconds(3600)
 
+    /// How long a downstream HTTP/1.1 request head may take from its first byte to its last
+    /// (Envoy's `request_headers_timeout`, which Istio leaves unset). Default 10 s, HAProxy's
+    /// recommended `timeout http-request`: a real client sends its head in one go, while a slowloris
+    /// client trickling bytes would otherwise hold a connection and its partial head forever.
+    public var requestHeadersTimeout: Duration = .seconds(10)
+
     /// Where `credentialName: NAME` finds `NAME/tls.crt`, `NAME/tls.key` and `NAME/ca.crt`.
     /// Default `certs` beside meshgate.yaml. A loaded configuration holds it resolved against the
     /// config directory (absolute when loaded by ``ConfigLoader/load(directory:)``).

@@ -179,9 +179,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
     private var clientIP: String { self.addresses?.clientIP ?? "unknown" }
 
-    init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?) {
+    /// HTTP/1.1 only: told when the decoder produced a head and when a request ended.
+    private let headGuard: RequestHeadGuard?
+
+    init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?, headGuard: RequestHeadGuard? = nil) {
         self.environment = environment
         self.idleTimeout = idleTimeout
+        self.headGuard = headGuard
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -226,6 +230,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         guard !self.closed else { return }
+        switch part {
+        case .head: self.headGuard?.headReceived()
+        case .end: self.headGuard?.requestEnded()
+        case .body: break
+        }
         if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
             // A pipelined request: it waits for the current response.
             self.queuedParts.append(part)
@@ -273,6 +282,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         switch error as? HTTPParserError {
         case .headerOverflow: reply = .headersTooLarge
         case .some(let parserError): reply = .badRequest("\(parserError)")
+        case .none where error is RequestHeadGuard.HeadersTimeout:
+            // A head still incomplete; any exchange ahead of it is answered first.
+            reply = .requestHeadersTimeout
         case .none:
             // I/O errors (reset by peer, …): nothing to answer.
             context.close(promise: nil)

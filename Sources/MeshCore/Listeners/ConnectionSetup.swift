@@ -183,13 +183,15 @@ public struct ConnectionSetup: Sendable {
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let sync = channel.pipeline.syncOperations
+        let guardHandler = RequestHeadGuard(timeout: TimeAmount(environment.holder.load().settings.requestHeadersTimeout))
+        try sync.addHandler(guardHandler)
         try sync.addHandler(
             ByteToMessageHandler(
                 HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
             )
         )
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
-        try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: idleTimeout))
+        try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: idleTimeout, headGuard: guardHandler))
     }
 
     /// HTTP/2 with swift-nio-http2's denial-of-service limits on (rapid reset, CONTINUATION
