@@ -217,6 +217,7 @@ public struct ConnectionSetup: Sendable {
             streamChannel.eventLoop.makeCompletedFuture {
                 drainer.track(streamChannel)
                 let sync = streamChannel.pipeline.syncOperations
+                try sync.addHandler(TrailersOnlyCoalescer())
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: nil))
             }
