@@ -37,6 +37,9 @@ public enum GatewayProcess {
     }
 
     public static func run(configDirectory: String, role: MeshRole = .gateway) async -> Int32 {
+        // Signal handlers before anything else: a SIGHUP or SIGTERM during start-up is queued for the
+        // running process, never the default action (exit 129 on a reload sent too early).
+        let signals = SignalStream.make()
         let log = MeshLog()
         let loaded = ConfigLoader.load(directory: configDirectory)
         for diagnostic in loaded.diagnostics {
@@ -68,7 +71,7 @@ public enum GatewayProcess {
             telemetry: telemetry,
             log: log
         )
-        let code = await process.run()
+        let code = await process.run(signals: signals)
         telemetry.shutdown()
         try? await group.shutdownGracefully()
         return code
@@ -151,11 +154,9 @@ final class GatewayRuntime: Sendable {
         )
     }
 
-    func run() async -> Int32 {
+    func run(signals: AsyncStream<ProcessSignal>) async -> Int32 {
         let snapshot = self.holder.load()
         let settings = snapshot.settings
-        // Signals first, so a SIGTERM during start-up is not lost.
-        let signals = SignalStream.make()
         var control: [Channel] = []
         do {
             // The certificate before any listener: readiness means certificates loaded and ports bound.

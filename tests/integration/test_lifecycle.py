@@ -90,3 +90,35 @@ def test_sigterm_sends_goaway_on_http2_and_the_stream_in_flight_completes(mesh):
     assert gateway.proc.wait(STOP_TIMEOUT + 20) == 0
     # The connection closed when its last stream ended, not when the drain timeout ran out.
     assert "drain timeout" not in gateway.proc.stderr()
+
+
+def _catches_or_ignores(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for `signum` (or ignores it), from /proc/PID/status."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    masks = {line.split(":")[0]: int(line.split(":")[1], 16) for line in status.splitlines() if line.startswith(("SigIgn", "SigCgt"))}
+    bit = 1 << (signum - 1)
+    return bool((masks.get("SigIgn", 0) | masks.get("SigCgt", 0)) & bit)
+
+
+def test_sighup_during_start_up_is_survived_and_applied(mesh):
+    """Signal handlers are installed before the config is read: SIGHUPs sent as soon as the process
+    can take them, before it is ready, neither kill it (exit 129) nor are lost: it starts, serves,
+    and applies them as reloads."""
+    backend = mesh.backend("httpbin", ["v1"])
+    port = free_port()
+    config = mesh.config_dir(
+        {
+            "services.yaml": backend.yaml,
+            "routes.yaml": documents(gateway_yaml("gw", port, "HTTP"), http_virtual_service_yaml("httpbin", "gw", "httpbin")),
+        }
+    )
+    gateway = mesh.gateway(config, {"http": port}, wait_ready=False)
+    wait_until(lambda: _catches_or_ignores(gateway.proc.pid, signal.SIGHUP) or not gateway.proc.alive(), START_TIMEOUT, "a SIGHUP handler")
+    for _ in range(3):
+        gateway.proc.signal(signal.SIGHUP)
+    gateway.wait_ready()
+    wait_until(lambda: gateway.generation() > 1, START_TIMEOUT, "the early reloads to apply")
+    assert gateway.proc.alive()
