@@ -15,8 +15,8 @@ public enum GatewayProcess {
     /// `meshgate validate`: everything start-up would check, without binding anything: the
     /// config's diagnostics, then (when it has no error) what compiling finds, such as certificate
     /// files that do not load or a key that does not match its certificate.
-    public static func validate(configDirectory: String, role: MeshRole = .gateway) -> [Diagnostic] {
-        let loaded = ConfigLoader.load(directory: configDirectory)
+    public static func validate(configDirectory: String, role: MeshRole = .gateway, options: LoadOptions = LoadOptions()) -> [Diagnostic] {
+        let loaded = ConfigLoader.load(directory: configDirectory, options: options)
         guard let configuration = loaded.configuration else { return loaded.diagnostics }
         do {
             _ = try self.compile(role, configuration, generation: 0)

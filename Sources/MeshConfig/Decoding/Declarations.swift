@@ -24,6 +24,7 @@ extension DiagnosticSink {
     func error(at place: Place, _ message: String) { self.error(at: place.location, path: place.path, message) }
     func warning(at place: Place, _ message: String) { self.warning(at: place.location, path: place.path, message) }
     func info(at place: Place, _ message: String) { self.info(at: place.location, path: place.path, message) }
+    func danglingReference(at place: Place, _ message: String) { self.danglingReference(at: place.location, path: place.path, message) }
 }
 
 struct GatewayDeclaration {

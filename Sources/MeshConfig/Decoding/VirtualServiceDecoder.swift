@@ -223,8 +223,9 @@ struct VirtualServiceDecoder {
 
     // MARK: Destinations
 
-    /// `route[]` with its weights: a lone destination gets 100; several must sum to 100, a missing
-    /// weight counting as 0 (Istio's rule).
+    /// `route[]` with its weights, relative as in current Istio: a lone destination gets 100; several
+    /// share the traffic in proportion to their weights (a missing weight counts as 0). A sum other
+    /// than 100 is a warning naming it; a sum of 0 is an error (Istio: "total destination weight = 0").
     private mutating func routeDestinations(_ field: Field, schema: Schema) -> [RouteDestination] {
         guard let items = field.maps(schema) else { return [] }
         if items.isEmpty { field.error("a route needs at least one destination") }
@@ -234,7 +235,7 @@ struct VirtualServiceDecoder {
         for item in items {
             var weight = 0
             if let field = item["weight"] {
-                if let value = field.int(in: 0...100) { weight = value } else { weightsValid = false }
+                if let value = Self.weight(field) { weight = value } else { weightsValid = false }
             }
             sum += weight
             if let destination = item.required("destination")?.map(Self.destination).flatMap({ self.destination($0) }) {
@@ -243,10 +244,22 @@ struct VirtualServiceDecoder {
         }
         if items.count == 1, !result.isEmpty {
             result[0].weight = 100
+        } else if items.count > 1, weightsValid, sum == 0 {
+            field.error("every weight is 0, so no destination gets any traffic; give at least one a weight (Istio rejects this too: total destination weight = 0)")
         } else if items.count > 1, weightsValid, sum != 100 {
-            field.error("weights sum to \(sum), not 100")
+            field.warning("weights sum to \(sum), not 100; they are taken as relative, as Istio does (each destination gets its weight/\(sum) of the traffic)")
         }
         return result
+    }
+
+    /// A relative share: 0 or more, an int32 as in Istio's API.
+    private static func weight(_ field: Field) -> Int? {
+        guard let value = field.int() else { return nil }
+        guard value >= 0, value <= Int(Int32.max) else {
+            field.error("weight \(value) is \(value < 0 ? "negative" : "too large"); a weight is a relative share from 0 to \(Int32.max)")
+            return nil
+        }
+        return value
     }
 
     private mutating func destination(_ destination: MapReader) -> Destination? {

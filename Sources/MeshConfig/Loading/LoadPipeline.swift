@@ -2,7 +2,9 @@
 enum LoadPipeline {
     /// `configDirectory`: where relative paths in the config start (a loaded directory); nil = the
     /// directory of `meshgate.yaml`, else of each resource file.
-    static func run(_ files: [ConfigFile], configDirectory: String? = nil, sink: DiagnosticSink) -> ConfigLoadResult {
+    static func run(
+        _ files: [ConfigFile], configDirectory: String? = nil, options: LoadOptions = LoadOptions(), sink: DiagnosticSink
+    ) -> ConfigLoadResult {
         var decoder = ResourceDecoder(sink: sink)
         var settings: MeshSettings?
         for file in files {
@@ -29,7 +31,12 @@ enum LoadPipeline {
             firstFile: files.first?.path
         )
         let configuration = ConfigValidator.validate(declarations, sink: sink)
-        let diagnostics = sink.sorted
+        var diagnostics = sink.sorted
+        if options.strict {
+            for index in diagnostics.indices where diagnostics[index].isDanglingReference {
+                diagnostics[index].severity = .error
+            }
+        }
         return ConfigLoadResult(configuration: diagnostics.hasErrors ? nil : configuration, diagnostics: diagnostics)
     }
 

@@ -221,7 +221,8 @@ public struct Destination: Sendable, Hashable {
 
 public struct RouteDestination: Sendable, Hashable {
     public var destination: Destination
-    /// Percent, 0...100; all weights of one route sum to 100 (a lone destination gets 100).
+    /// Relative, as in current Istio: each destination gets `weight / sum of the route's weights` of
+    /// the traffic (0 = none); a lone destination gets 100.
     public var weight: Int
 
     public init(destination: Destination, weight: Int) {

@@ -198,26 +198,25 @@ public struct SnapshotCompiler {
     // MARK: - Clusters
 
     mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
-        var weighted: [(cluster: Cluster, weight: Int)] = []
+        var weighted: [(target: WeightedClusters.Target, weight: Int)] = []
         for (index, destination) in destinations.enumerated() {
-            if let cluster = self.cluster(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
-                weighted.append((cluster, destination.weight))
+            if let target = self.target(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
+                weighted.append((target, destination.weight))
             }
         }
-        return WeightedClusters(weighted)
+        return WeightedClusters(targets: weighted)
     }
 
-    private mutating func cluster(for destination: Destination, path: String, location: SourceLocation?) -> Cluster? {
-        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else {
-            self.diagnostics.append(Diagnostic(.error, at: location, path: path, "no service declares host \(destination.host)"))
-            return nil
-        }
+    /// The cluster a destination names. An undeclared host, port or subset (a warning when
+    /// validating, as Istio's analyzer gives) compiles to a missing cluster that answers 503 NC.
+    private mutating func target(for destination: Destination, path: String, location: SourceLocation?) -> WeightedClusters.Target? {
+        let missing = WeightedClusters.Target.missing(
+            name: "outbound|\(destination.port.map(String.init) ?? "")|\(destination.subset ?? "")|\(destination.host)"
+        )
+        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else { return missing }
         let servicePort: ServicePort
         if let number = destination.port {
-            guard let port = service.ports.first(where: { $0.number == number }) else {
-                self.diagnostics.append(Diagnostic(.error, at: location, path: path, "service \(service.fqdn) has no port \(number)"))
-                return nil
-            }
+            guard let port = service.ports.first(where: { $0.number == number }) else { return missing }
             servicePort = port
         } else {
             guard let port = service.ports.first else {
@@ -227,19 +226,14 @@ public struct SnapshotCompiler {
             servicePort = port
         }
         let name = "outbound|\(servicePort.number)|\(destination.subset ?? "")|\(service.fqdn)"
-        if let existing = self.clusters[name] { return existing }
+        if let existing = self.clusters[name] { return .cluster(existing) }
 
         let rule = self.config.destinationRules.first { $0.host == service.fqdn }
             ?? self.config.destinationRules.first { hostMatches(pattern: $0.host, host: service.fqdn) }
         var selector: [String: String] = [:]
         var policy = rule?.trafficPolicy?.forPort(servicePort.number)
         if let subsetName = destination.subset {
-            guard let subset = rule?.subsets.first(where: { $0.name == subsetName }) else {
-                self.diagnostics.append(
-                    Diagnostic(.error, at: location, path: path, "no DestinationRule defines subset \(subsetName) of \(service.fqdn)")
-                )
-                return nil
-            }
+            guard let subset = rule?.subsets.first(where: { $0.name == subsetName }) else { return .missing(name: name) }
             selector = subset.labels
             policy = subset.trafficPolicy?.forPort(servicePort.number).overriding(policy) ?? policy
         }
@@ -286,7 +280,7 @@ public struct SnapshotCompiler {
             maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0
         )
         self.clusters[name] = cluster
-        return cluster
+        return .cluster(cluster)
     }
 
     /// Whether a cluster speaks HTTP/2 upstream: always for ports declared HTTP2 or GRPC (as
