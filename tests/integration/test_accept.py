@@ -1,6 +1,6 @@
 """Accept what Istio accepts, with the real gateway: a route to an undeclared subset or host starts
 (a warning) and answers 503 NC naming the missing cluster; weights not summing to 100 split traffic in
-proportion."""
+proportion; delegate VirtualServices are spliced into their root."""
 
 import http.client
 
@@ -71,3 +71,30 @@ def test_weights_not_summing_to_100_split_traffic_in_proportion(mesh):
     # 1:3 is 25% / 75%; 400 picks put v1 within 0.15..0.35 with overwhelming probability.
     assert 0.15 <= counts["v1"] / 400 <= 0.35, counts
 
+
+def test_a_delegate_virtual_service_is_spliced_into_its_root(mesh):
+    root = routes(
+        "gw",
+        "  - match: [{uri: {prefix: /reviews}}]\n"
+        "    delegate: {name: reviews-delegate}\n"
+        "  - match: [{uri: {prefix: /gone}}]\n"
+        "    delegate: {name: nosuch}\n",
+        name="root",
+    )
+    delegate = resource_yaml(
+        "VirtualService",
+        "reviews-delegate",
+        "  http:\n"
+        "  - match: [{uri: {prefix: /reviews/v2}}]\n"
+        "    route: [{destination: {host: reviews, subset: v2}}]\n"
+        "  - route: [{destination: {host: reviews, subset: v1}}]\n",
+    )
+    gateway = start(mesh, root, delegate)
+    assert curl(gateway.url("/reviews/v2/1")).headers["x-version"] == "v2"
+    assert curl(gateway.url("/reviews/1")).headers["x-version"] == "v1"
+    # The delegate's catch-all only applies within the root's /reviews.
+    outside = curl(gateway.url("/other"))
+    assert outside.status == 404 and outside.headers["x-meshgate-response-flags"] == "NR"
+    # A missing delegate leaves its route out (a warning at load), as Istio does: 404 NR.
+    gone = curl(gateway.url("/gone"))
+    assert gone.status == 404 and gone.headers["x-meshgate-response-flags"] == "NR"

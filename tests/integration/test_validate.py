@@ -64,6 +64,7 @@ STRICT_CASES = {
     "unknown-gateway": resource_yaml(
         "VirtualService", "gateway", '  hosts: ["*"]\n  gateways: [nosuch-gw]  # <-\n  http:\n  - route: [{destination: {host: reviews}}]\n'
     ),
+    "unknown-delegate": http_vs("  - delegate: {name: nosuch}  # <-\n", name="delegating"),
 }
 
 ERROR_CASES = {

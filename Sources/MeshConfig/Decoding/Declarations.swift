@@ -59,6 +59,10 @@ struct VirtualServiceDeclaration {
     var tcpRules: [Place]
     /// The place of each `tls[]` rule, index for index with `virtualService.tls`.
     var tlsRules: [Place]
+    /// The place of each `http[].delegate`, by the index of its route.
+    var delegations: [Int: Place] = [:]
+    /// The place of each `http[]` route, index for index with `virtualService.http`.
+    var httpRules: [Place] = []
 }
 
 struct DestinationRuleDeclaration {
