@@ -188,7 +188,7 @@ import Testing
     func verifyingClientCertificatesNeedsACA(mode: String) throws {
         let result = Self.loadGateway(Self.gateway(tls: ["mode: \(mode)", "serverCertificate: a.crt", "privateKey: a.key"]))
         #expect(result.errors.map(\.description) == [
-            "conf/gw.yaml:9: error: Gateway/gw.spec.servers[0].tls.caCertificates: \(mode) TLS verifies client certificates, so it needs caCertificates (or a credentialName, whose ca.crt is used)"
+            "conf/gw.yaml:9: error: Gateway/gw.spec.servers[0].tls.caCertificates: \(mode) TLS verifies client certificates, so it needs caCertificates (or a caCertCredentialName or credentialName, whose ca.crt is used)"
         ])
         let withCA = Self.loadGateway(Self.gateway(tls: ["mode: \(mode)", "serverCertificate: a.crt", "privateKey: a.key", "caCertificates: ca.pem"]))
         #expect(withCA.diagnostics.isEmpty, "\(withCA.lines)")
