@@ -26,9 +26,13 @@ public struct LoadOptions: Sendable, Hashable {
     /// References to undeclared hosts, ports, subsets, gateways and delegates are errors rather than
     /// warnings (`meshgate validate --strict`).
     public var strict: Bool
+    /// `meshgate.yaml` must be there: a reload of a config that was loaded with one. Without it the
+    /// load fails instead of quietly falling back to every default.
+    public var requireSettingsFile: Bool
 
-    public init(strict: Bool = false) {
+    public init(strict: Bool = false, requireSettingsFile: Bool = false) {
         self.strict = strict
+        self.requireSettingsFile = requireSettingsFile
     }
 }
 

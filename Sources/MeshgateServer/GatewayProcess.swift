@@ -228,7 +228,10 @@ final class GatewayRuntime: Sendable {
         self.log.info("SIGHUP: reloading \(self.configDirectory)")
         // Whatever the new configuration says, a rotated access log is reopened (as nginx does on USR1).
         self.telemetry.reopenMovedAccessLogs()
-        let loaded = ConfigLoader.load(directory: self.configDirectory)
+        // A config started with a meshgate.yaml keeps needing one: without it every setting would
+        // silently fall back to its default.
+        let options = LoadOptions(requireSettingsFile: current.settings.sourceFile != nil)
+        let loaded = ConfigLoader.load(directory: self.configDirectory, options: options)
         var diagnostics = loaded.diagnostics
         guard let configuration = loaded.configuration else {
             self.rejectReload(diagnostics, current: current)

@@ -194,3 +194,23 @@ def test_a_reload_binds_new_ports_keeps_unchanged_ones_and_closes_removed_ones(m
         assert served_by(curl(gateway.url("/reviews/3"))) == "reviews v1"
     finally:
         kept.close()
+
+
+def test_a_reload_without_meshgate_yaml_is_refused_and_keeps_the_last_good_config(mesh):
+    gateway, config = http_gateway(mesh, "v1")
+    generation = gateway.generation()
+    settings = (config / "meshgate.yaml").read_text()
+    (config / "meshgate.yaml").unlink()
+
+    status = gateway.reload()
+    assert status["lastReload"]["ok"] is False, status
+    assert status["generation"] == generation
+    assert any("meshgate.yaml: missing" in d for d in status["lastReload"]["diagnostics"]), status["lastReload"]
+    # Still the old settings (its admin and readiness ports answer) and the old routes.
+    assert gateway.readiness() == 200
+    assert served_by(curl(gateway.url("/reviews/1"))) == "reviews v1"
+
+    write_atomically(config / "meshgate.yaml", settings)
+    status = gateway.reload()
+    assert status["lastReload"]["ok"] is True, status
+    assert status["generation"] > generation

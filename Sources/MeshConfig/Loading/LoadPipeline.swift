@@ -24,6 +24,13 @@ enum LoadPipeline {
         var declarations = decoder.declarations
         declarations.settings = settings ?? MeshSettings()
         let settingsFile = files.first { Self.isSettingsFile($0.path) }
+        if options.requireSettingsFile, settingsFile == nil {
+            let path = configDirectory.map { "\($0)/\(ConfigDirectory.settingsFileName)" } ?? ConfigDirectory.settingsFileName
+            sink.error(
+                at: nil, path: path,
+                "missing: the running config was loaded with one, and without it every setting would silently fall back to its default; this load is refused"
+            )
+        }
         declarations.settings.sourceFile = settingsFile?.path
         ConfigPaths.resolveTLS(
             in: &declarations,
