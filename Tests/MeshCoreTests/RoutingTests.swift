@@ -103,6 +103,29 @@ import Testing
         #expect(share > 0.18 && share < 0.22)
     }
 
+    /// Weights are relative (1:3 is 25/75), and a route to an undeclared subset or host compiles
+    /// (validation only warns) to a missing cluster that the pick names, for a 503 NC.
+    @Test func relativeWeightsAndMissingClustersArePicked() throws {
+        let snapshot = try SnapshotCompiler.compileGateway(
+            Fixtures.configuration(http: [], tcp: [TCPRoute(match: [L4Match(port: 31400)], route: [
+                Fixtures.to("echo", "v1", weight: 1), Fixtures.to("echo", "v9", weight: 3), Fixtures.to("nosuch", nil, weight: 0),
+            ])]),
+            generation: 1
+        )
+        let destinations = try #require(snapshot.listeners[31400]?.tcp.first?.destinations)
+        #expect(destinations.totalWeight == 4)
+        let names = (0..<4).compactMap { destinations.pickTarget(roll: $0)?.name }
+        #expect(names == [
+            "outbound|9000|v1|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+        ])
+        #expect(destinations.pick(roll: 1) == nil, "a missing cluster is no Cluster")
+        #expect(destinations.clusters.map(\.name) == ["outbound|9000|v1|echo.default.svc.cluster.local"])
+        #expect(snapshot.clusters["outbound|9000|v9|echo.default.svc.cluster.local"] == nil)
+    }
+
     @Test func tlsRouteMatchEntriesPairTheirOwnSNIHostsAndPort() {
         let route = TLSRoute(
             match: [TLSMatch(sniHosts: ["a.example.com"], port: 443), TLSMatch(sniHosts: ["*.internal"], port: 8443)],
