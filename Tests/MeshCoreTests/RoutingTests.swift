@@ -126,6 +126,24 @@ import Testing
         #expect(snapshot.clusters["outbound|9000|v9|echo.default.svc.cluster.local"] == nil)
     }
 
+    /// A destination without a port to a service with several takes the gateway port the request
+    /// came in on, as Istio does; a service without that port is a missing cluster (503 NC).
+    @Test func aPortlessDestinationToAServiceWithSeveralPortsTakesTheListenerPort() throws {
+        var config = Fixtures.configuration(http: [HTTPRoute(match: [], route: [Fixtures.to("multi")])])
+        let listener = try #require(config.gateways.first?.servers.first?.portNumber)
+        var multi = Fixtures.service("multi", port: 1, versions: ["v1"])
+        multi.ports = [ServicePort(number: 1, name: "http-one", protocol: .http), ServicePort(number: listener, name: "http", protocol: .http)]
+        config.services.append(multi)
+        let snapshot = try SnapshotCompiler.compileGateway(config, generation: 1)
+        #expect(snapshot.clusters["outbound|\(listener)||multi.default.svc.cluster.local"] != nil)
+        multi.ports = [ServicePort(number: 1, name: "http-one", protocol: .http), ServicePort(number: 2, name: "http-two", protocol: .http)]
+        config.services[config.services.count - 1] = multi
+        let other = try SnapshotCompiler.compileGateway(config, generation: 2)
+        let route = try #require(other.listeners[listener]?.http.route(self.request("/")))
+        #expect(route.destinations.pickTarget()?.name == "outbound|\(listener)||multi.default.svc.cluster.local")
+        #expect(route.destinations.pick() == nil)
+    }
+
     @Test func tlsRouteMatchEntriesPairTheirOwnSNIHostsAndPort() {
         let route = TLSRoute(
             match: [TLSMatch(sniHosts: ["a.example.com"], port: 443), TLSMatch(sniHosts: ["*.internal"], port: 8443)],

@@ -43,7 +43,10 @@ struct RouteChecks {
                 )
             }
         } else if service.ports.count > 1 {
-            self.sink.error(at: use.port, "\(service.fqdn) has several ports (\(numbers)); choose one with port: {number: …}")
+            self.sink.danglingReference(
+                at: use.port,
+                "\(service.fqdn) has several ports (\(numbers)) and this destination names none: as in Istio, a gateway then uses the port the request came in on (503 NC if the service has no such port), a sidecar the first; choose one with port: {number: …}"
+            )
         }
         if let subset = destination.subset {
             guard let rule = self.rule(for: service.fqdn) else {

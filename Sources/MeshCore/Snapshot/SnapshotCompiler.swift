@@ -74,14 +74,14 @@ public struct SnapshotCompiler {
                 let bound = servers.filter { virtualService.gateways.contains($0.gateway.qualifiedName) }
                 guard !bound.isEmpty else { continue }
                 if servesHTTP {
-                    let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames)
+                    let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames, listenerPort: port)
                     let httpHosts = bound.filter { $0.server.protocol.isHTTP }.flatMap(\.server.hosts)
                     for domain in Self.domains(virtualServiceHosts: virtualService.hosts, serverHosts: httpHosts) {
                         table.add(domain: domain, routes: routes)
                     }
                 }
                 if servesTCP {
-                    tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames)
+                    tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames, listenerPort: port)
                 }
             }
             let redirectHosts = servers.filter { $0.server.httpsRedirect && $0.server.protocol == .http }.flatMap(\.server.hosts)
@@ -131,7 +131,7 @@ public struct SnapshotCompiler {
                         name: "\(virtualService.meta.namespace).\(virtualService.meta.name).\(index)",
                         route: route,
                         listenerGateways: listenerGateways,
-                        destinations: self.weightedClusters(route.route, path: path, location: route.location)
+                        destinations: self.weightedClusters(route.route, path: path, location: route.location, listenerPort: port)
                     )
                 )
             }
@@ -159,13 +159,13 @@ public struct SnapshotCompiler {
         return result
     }
 
-    mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [CompiledHTTPRoute] {
+    mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String], listenerPort: Int? = nil) -> [CompiledHTTPRoute] {
         var routes: [CompiledHTTPRoute] = []
         for (index, route) in vs.http.enumerated() {
             let path = "\(vs.meta.pathPrefix).spec.http[\(index)]"
             do {
                 let matches = try route.match.map { try CompiledHTTPMatch($0, listenerGateways: listenerGateways) }
-                let destinations = self.weightedClusters(route.route, path: path, location: route.location)
+                let destinations = self.weightedClusters(route.route, path: path, location: route.location, listenerPort: listenerPort)
                 var compiled = CompiledHTTPRoute(
                     name: route.name ?? "\(vs.meta.namespace).\(vs.meta.name).\(index)",
                     matches: matches,
@@ -183,24 +183,29 @@ public struct SnapshotCompiler {
         return routes
     }
 
-    mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [TCPRouteEntry] {
+    mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String], listenerPort: Int? = nil) -> [TCPRouteEntry] {
         vs.tcp.enumerated().map { index, route in
             let path = "\(vs.meta.pathPrefix).spec.tcp[\(index)]"
             return TCPRouteEntry(
                 name: "\(vs.meta.namespace).\(vs.meta.name).\(index)",
                 route: route,
                 listenerGateways: listenerGateways,
-                destinations: self.weightedClusters(route.route, path: path, location: route.location)
+                destinations: self.weightedClusters(route.route, path: path, location: route.location, listenerPort: listenerPort)
             )
         }
     }
 
     // MARK: - Clusters
 
-    mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
+    /// `listenerPort`: the gateway port the routes serve; a destination without a port to a service
+    /// with several takes that port, as Istio does (nil for a sidecar's outbound: the first port).
+    mutating func weightedClusters(
+        _ destinations: [RouteDestination], path: String, location: SourceLocation?, listenerPort: Int? = nil
+    ) -> WeightedClusters {
         var weighted: [(target: WeightedClusters.Target, weight: Int)] = []
         for (index, destination) in destinations.enumerated() {
-            if let target = self.target(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
+            let path = "\(path).route[\(index)]"
+            if let target = self.target(for: destination.destination, path: path, location: location, listenerPort: listenerPort) {
                 weighted.append((target, destination.weight))
             }
         }
@@ -209,14 +214,19 @@ public struct SnapshotCompiler {
 
     /// The cluster a destination names. An undeclared host, port or subset (a warning when
     /// validating, as Istio's analyzer gives) compiles to a missing cluster that answers 503 NC.
-    private mutating func target(for destination: Destination, path: String, location: SourceLocation?) -> WeightedClusters.Target? {
-        let missing = WeightedClusters.Target.missing(
-            name: "outbound|\(destination.port.map(String.init) ?? "")|\(destination.subset ?? "")|\(destination.host)"
-        )
-        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else { return missing }
+    private mutating func target(
+        for destination: Destination, path: String, location: SourceLocation?, listenerPort: Int?
+    ) -> WeightedClusters.Target? {
+        func missing(_ port: Int?) -> WeightedClusters.Target {
+            .missing(name: "outbound|\(port.map(String.init) ?? "")|\(destination.subset ?? "")|\(destination.host)")
+        }
+        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else { return missing(destination.port) }
         let servicePort: ServicePort
         if let number = destination.port {
-            guard let port = service.ports.first(where: { $0.number == number }) else { return missing }
+            guard let port = service.ports.first(where: { $0.number == number }) else { return missing(number) }
+            servicePort = port
+        } else if service.ports.count > 1, let listenerPort {
+            guard let port = service.ports.first(where: { $0.number == listenerPort }) else { return missing(listenerPort) }
             servicePort = port
         } else {
             guard let port = service.ports.first else {
