@@ -223,3 +223,59 @@ import Testing
         #expect(simple.find(.warning, "caCertCredentialName", "SIMPLE TLS does not ask for client certificates").count == 1)
     }
 }
+
+/// Kinds Meshgate skips (Sidecar, AuthorizationPolicy, RequestAuthentication) still have their field
+/// names checked: every Istio field passes, a typo is an error with a suggestion.
+@Suite struct SkippedKindFieldTests {
+    @Test func everyFieldOfASkippedKindPassesAndATypoIsAnError() {
+        let result = load("""
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: all}
+            spec:
+              selector: {matchLabels: {app: a}}
+              targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: g, namespace: n}]
+              action: CUSTOM
+              provider: {name: ext-authz}
+              rules:
+              - from:
+                - source: {principals: [a], notPrincipals: [b], requestPrincipals: [c], notRequestPrincipals: [d], namespaces: [e], notNamespaces: [f], ipBlocks: [1.2.3.4], notIpBlocks: [5.6.7.8], remoteIpBlocks: [1.2.3.4], notRemoteIpBlocks: [5.6.7.8], serviceAccounts: [g], notServiceAccounts: [h]}
+                to:
+                - operation: {hosts: [a], notHosts: [b], ports: ["80"], notPorts: ["81"], methods: [GET], notMethods: [POST], paths: [/a], notPaths: [/b]}
+                when:
+                - {key: "request.headers[x]", values: [a], notValues: [b]}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: all}
+            spec:
+              selector: {matchLabels: {app: a}}
+              jwtRules:
+              - {issuer: a, audiences: [b], jwksUri: https://a/jwks, jwks: "{}", fromHeaders: [{name: x, prefix: "Bearer "}], fromParams: [t], fromCookies: [c], outputPayloadToHeader: p, forwardOriginalToken: true, outputClaimToHeaders: [{header: h, claim: c}], timeout: 5s, spaceDelimitedClaims: [scope]}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Sidecar
+            metadata: {name: all}
+            spec:
+              workloadSelector: {labels: {app: a}}
+              ingress:
+              - {port: {number: 80, protocol: HTTP, name: http, targetPort: 8080}, bind: 0.0.0.0, captureMode: NONE, defaultEndpoint: "127.0.0.1:8080", tls: {mode: SIMPLE, credentialName: c}, connectionPool: {http: {}}}
+              egress:
+              - {port: {number: 80, protocol: HTTP, name: http}, bind: 127.0.0.1, captureMode: DEFAULT, hosts: ["./*"]}
+              outboundTrafficPolicy: {mode: REGISTRY_ONLY, egressProxy: {host: egress, subset: v1, port: {number: 80}}}
+              inboundConnectionPool: {tcp: {}}
+            ---
+            apiVersion: security.istio.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: typo}
+            spec:
+              rules:
+              - from:
+                - source: {principal: [a]}
+            """)
+        #expect(result.errors.map(\.description) == [
+            "conf/test.yaml:43: error: AuthorizationPolicy/typo.spec.rules[0].from[0].source.principal: unknown field 'principal' (did you mean 'principals'?)"
+        ])
+        #expect(result.infos.count == 4)
+    }
+}
