@@ -4,7 +4,7 @@ proportion; delegate VirtualServices are spliced into their root."""
 
 import http.client
 
-from conftest import curl, documents, free_port, gateway_yaml, resource_yaml
+from conftest import curl, documents, free_port, gateway_yaml, resource_yaml, tcp_exchange, tcp_virtual_service_yaml, wait_until
 
 
 def routes(gateway: str, rules: str, name: str = "reviews") -> str:
@@ -45,6 +45,26 @@ def test_a_route_to_a_missing_subset_or_host_answers_503_nc_naming_it(mesh):
 
     served = curl(gateway.url("/reviews/1"))
     assert served.status == 200 and served.headers["x-version"] == "v1", served.text
+
+
+def test_a_tcp_route_to_a_missing_subset_closes_the_connection_with_nc(mesh):
+    echo = mesh.backend("tcp-echo", ["v1"], kind="tcp", service_port=9000, prefixes={"v1": "one"})
+    port = free_port()
+    routes = tcp_virtual_service_yaml("tcp-echo", "gw", port, "tcp-echo", {"v1": 1, "v9": 3}, 9000)
+    config = mesh.config_dir({"services.yaml": echo.yaml, "tcp.yaml": documents(gateway_yaml("gw", port, "TCP"), routes)})
+    gateway = mesh.gateway(config, {"tcp": port})
+
+    def exchange() -> bytes:
+        try:
+            return tcp_exchange("127.0.0.1", port, b"hi\n")
+        except ConnectionResetError:
+            return b""
+
+    replies = [exchange() for _ in range(40)]
+    # v1 answers about a quarter of the connections; the undeclared v9 closes (or resets) the rest at once.
+    assert set(replies) == {b"one hi\n", b""}, set(replies)
+    assert 0 < replies.count(b"one hi\n") < 25, replies.count(b"one hi\n")
+    wait_until(lambda: "(NC)" in gateway.proc.stdout() + gateway.proc.stderr(), 10, "the NC log line")
 
 
 def test_weights_not_summing_to_100_split_traffic_in_proportion(mesh):
