@@ -15,8 +15,8 @@ public enum GatewayProcess {
     /// `meshgate validate`: everything start-up would check, without binding anything: the
     /// config's diagnostics, then (when it has no error) what compiling finds, such as certificate
     /// files that do not load or a key that does not match its certificate.
-    public static func validate(configDirectory: String, role: MeshRole = .gateway) -> [Diagnostic] {
-        let loaded = ConfigLoader.load(directory: configDirectory)
+    public static func validate(configDirectory: String, role: MeshRole = .gateway, options: LoadOptions = LoadOptions()) -> [Diagnostic] {
+        let loaded = ConfigLoader.load(directory: configDirectory, options: options)
         guard let configuration = loaded.configuration else { return loaded.diagnostics }
         do {
             _ = try self.compile(role, configuration, generation: 0)
@@ -229,7 +229,10 @@ final class GatewayRuntime: Sendable {
         self.log.info("SIGHUP: reloading \(self.configDirectory)")
         // Whatever the new configuration says, a rotated access log is reopened (as nginx does on USR1).
         self.telemetry.reopenMovedAccessLogs()
-        let loaded = ConfigLoader.load(directory: self.configDirectory)
+        // A config started with a meshgate.yaml keeps needing one: without it every setting would
+        // silently fall back to its default.
+        let options = LoadOptions(requireSettingsFile: current.settings.sourceFile != nil)
+        let loaded = ConfigLoader.load(directory: self.configDirectory, options: options)
         var diagnostics = loaded.diagnostics
         guard let configuration = loaded.configuration else {
             self.rejectReload(diagnostics, current: current)

@@ -59,8 +59,16 @@ struct ValidateCommand: ParsableCommand {
     @Flag(name: .long, help: "Check it as a sidecar's config (workload, appPorts, caDir or certDir).")
     var sidecar = false
 
+    @Flag(
+        name: .long,
+        help: "Make references to undeclared hosts, ports, subsets, gateways and delegates errors (Istio accepts them, so they are warnings otherwise)."
+    )
+    var strict = false
+
     func run() throws {
-        let diagnostics = GatewayProcess.validate(configDirectory: self.directory, role: self.sidecar ? .sidecar : .gateway)
+        let diagnostics = GatewayProcess.validate(
+            configDirectory: self.directory, role: self.sidecar ? .sidecar : .gateway, options: LoadOptions(strict: self.strict)
+        )
         for diagnostic in diagnostics {
             print(diagnostic)
         }

@@ -9,8 +9,8 @@ func load(_ yaml: String, file: String = "conf/test.yaml") -> ConfigLoadResult {
 }
 
 /// Loads several inline files, given as (path, YAML) pairs in that order.
-func load(_ files: [(String, String)]) -> ConfigLoadResult {
-    ConfigLoader.load(files: files.map { ConfigFile(path: $0.0, contents: $0.1) })
+func load(_ files: [(String, String)], options: LoadOptions = LoadOptions()) -> ConfigLoadResult {
+    ConfigLoader.load(files: files.map { ConfigFile(path: $0.0, contents: $0.1) }, options: options)
 }
 
 /// Istio's sample configs, kept in the repository as fixtures: `<repo>/tests/fixtures/istio`.

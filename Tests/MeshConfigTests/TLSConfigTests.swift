@@ -188,7 +188,7 @@ import Testing
     func verifyingClientCertificatesNeedsACA(mode: String) throws {
         let result = Self.loadGateway(Self.gateway(tls: ["mode: \(mode)", "serverCertificate: a.crt", "privateKey: a.key"]))
         #expect(result.errors.map(\.description) == [
-            "conf/gw.yaml:9: error: Gateway/gw.spec.servers[0].tls.caCertificates: \(mode) TLS verifies client certificates, so it needs caCertificates (or a credentialName, whose ca.crt is used)"
+            "conf/gw.yaml:9: error: Gateway/gw.spec.servers[0].tls.caCertificates: \(mode) TLS verifies client certificates, so it needs caCertificates (or a caCertCredentialName or credentialName, whose ca.crt is used)"
         ])
         let withCA = Self.loadGateway(Self.gateway(tls: ["mode: \(mode)", "serverCertificate: a.crt", "privateKey: a.key", "caCertificates: ca.pem"]))
         #expect(withCA.diagnostics.isEmpty, "\(withCA.lines)")
@@ -483,11 +483,11 @@ import Testing
         #expect(result.lines.filter { $0.hasPrefix("conf/vs.yaml") } == [
             "conf/vs.yaml:10: warning: VirtualService/nginx.spec.tls[0].match[0].destinationSubnets: not supported yet; ignored",
             "conf/vs.yaml:11: warning: VirtualService/nginx.spec.tls[0].match[0].sourceLabels: not supported yet; ignored",
-            "conf/vs.yaml:12: error: VirtualService/nginx.spec.tls[0].match[0].gateways[1]: no Gateway default/missing-gw is declared",
-            "conf/vs.yaml:13: error: VirtualService/nginx.spec.tls[0].route: weights sum to 95, not 100",
-            "conf/vs.yaml:14: error: VirtualService/nginx.spec.tls[0].route[0].destination.subset: DestinationRule/my-nginx (conf/nginx.yaml:39) for my-nginx.mesh-external.svc.cluster.local has no subset 'v3' (its subsets: v1, v2)",
-            "conf/vs.yaml:16: error: VirtualService/nginx.spec.tls[0].route[1].destination.host: host nginx resolves to nginx.default.svc.cluster.local, which no ServiceEntry or Service declares",
-            "conf/vs.yaml:18: error: VirtualService/nginx.spec.tls[0].route[2].destination.port: my-nginx.mesh-external.svc.cluster.local has no port 8443 (its ports: 443)",
+            "conf/vs.yaml:12: warning: VirtualService/nginx.spec.tls[0].match[0].gateways[1]: no Gateway default/missing-gw is declared, so nothing is bound to it",
+            "conf/vs.yaml:13: warning: VirtualService/nginx.spec.tls[0].route: weights sum to 95, not 100; they are taken as relative, as Istio does (each destination gets its weight/95 of the traffic)",
+            "conf/vs.yaml:14: warning: VirtualService/nginx.spec.tls[0].route[0].destination.subset: DestinationRule/my-nginx (conf/nginx.yaml:39) for my-nginx.mesh-external.svc.cluster.local has no subset 'v3' (its subsets: v1, v2); requests routed there get 503 (NC, cluster_not_found)",
+            "conf/vs.yaml:16: warning: VirtualService/nginx.spec.tls[0].route[1].destination.host: host nginx resolves to nginx.default.svc.cluster.local, which no ServiceEntry or Service declares; requests routed there get 503 (NC, cluster_not_found)",
+            "conf/vs.yaml:18: warning: VirtualService/nginx.spec.tls[0].route[2].destination.port: my-nginx.mesh-external.svc.cluster.local has no port 8443 (its ports: 443); requests routed there get 503 (NC, cluster_not_found)",
         ])
     }
 

@@ -103,6 +103,47 @@ import Testing
         #expect(share > 0.18 && share < 0.22)
     }
 
+    /// Weights are relative (1:3 is 25/75), and a route to an undeclared subset or host compiles
+    /// (validation only warns) to a missing cluster that the pick names, for a 503 NC.
+    @Test func relativeWeightsAndMissingClustersArePicked() throws {
+        let snapshot = try SnapshotCompiler.compileGateway(
+            Fixtures.configuration(http: [], tcp: [TCPRoute(match: [L4Match(port: 31400)], route: [
+                Fixtures.to("echo", "v1", weight: 1), Fixtures.to("echo", "v9", weight: 3), Fixtures.to("nosuch", nil, weight: 0),
+            ])]),
+            generation: 1
+        )
+        let destinations = try #require(snapshot.listeners[31400]?.tcp.first?.destinations)
+        #expect(destinations.totalWeight == 4)
+        let names = (0..<4).compactMap { destinations.pickTarget(roll: $0)?.name }
+        #expect(names == [
+            "outbound|9000|v1|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+            "outbound|9000|v9|echo.default.svc.cluster.local",
+        ])
+        #expect(destinations.pick(roll: 1) == nil, "a missing cluster is no Cluster")
+        #expect(destinations.clusters.map(\.name) == ["outbound|9000|v1|echo.default.svc.cluster.local"])
+        #expect(snapshot.clusters["outbound|9000|v9|echo.default.svc.cluster.local"] == nil)
+    }
+
+    /// A destination without a port to a service with several takes the gateway port the request
+    /// came in on, as Istio does; a service without that port is a missing cluster (503 NC).
+    @Test func aPortlessDestinationToAServiceWithSeveralPortsTakesTheListenerPort() throws {
+        var config = Fixtures.configuration(http: [HTTPRoute(match: [], route: [Fixtures.to("multi")])])
+        let listener = try #require(config.gateways.first?.servers.first?.portNumber)
+        var multi = Fixtures.service("multi", port: 1, versions: ["v1"])
+        multi.ports = [ServicePort(number: 1, name: "http-one", protocol: .http), ServicePort(number: listener, name: "http", protocol: .http)]
+        config.services.append(multi)
+        let snapshot = try SnapshotCompiler.compileGateway(config, generation: 1)
+        #expect(snapshot.clusters["outbound|\(listener)||multi.default.svc.cluster.local"] != nil)
+        multi.ports = [ServicePort(number: 1, name: "http-one", protocol: .http), ServicePort(number: 2, name: "http-two", protocol: .http)]
+        config.services[config.services.count - 1] = multi
+        let other = try SnapshotCompiler.compileGateway(config, generation: 2)
+        let route = try #require(other.listeners[listener]?.http.route(self.request("/")))
+        #expect(route.destinations.pickTarget()?.name == "outbound|\(listener)||multi.default.svc.cluster.local")
+        #expect(route.destinations.pick() == nil)
+    }
+
     @Test func tlsRouteMatchEntriesPairTheirOwnSNIHostsAndPort() {
         let route = TLSRoute(
             match: [TLSMatch(sniHosts: ["a.example.com"], port: 443), TLSMatch(sniHosts: ["*.internal"], port: 8443)],

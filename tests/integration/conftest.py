@@ -621,10 +621,10 @@ class Mesh:
             gateway.wait_ready()
         return gateway
 
-    def validate(self, directory: Path) -> subprocess.CompletedProcess:
+    def validate(self, directory: Path, *flags: str) -> subprocess.CompletedProcess:
         if not BIN.exists():
             pytest.fail(f"no meshgate binary at {BIN}: build it (swift build) or set MESHGATE_BIN")
-        return subprocess.run([str(BIN), "validate", str(directory)], capture_output=True, text=True, timeout=60)
+        return subprocess.run([str(BIN), "validate", *flags, str(directory)], capture_output=True, text=True, timeout=60)
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):

@@ -24,13 +24,13 @@ from conftest import (
 
 
 def http_routes(gateway: str, port: int, version: str, broken_weights: bool = False) -> str:
-    """Gateway `gateway` on `port`; every path to reviews `version` (weights 50+40 when `broken_weights`).
+    """Gateway `gateway` on `port`; every path to reviews `version` (weights 0+0 when `broken_weights`: an error).
     The whole route list is on one line."""
     routes = http_virtual_service_yaml("reviews", gateway, "reviews", version)
     if broken_weights:
         routes = routes.replace(
             f"subset: {version}}}}}]",
-            f"subset: {version}}}, weight: 50}}, {{destination: {{host: reviews, subset: v1}}, weight: 40}}]",
+            f"subset: {version}}}, weight: 0}}, {{destination: {{host: reviews, subset: v1}}, weight: 0}}]",
         )
     return documents(gateway_yaml(gateway, port, "HTTP"), routes)
 
@@ -130,7 +130,7 @@ def test_a_broken_reload_keeps_the_old_routes_and_status_names_the_line(mesh):
 
     broken = http_routes("gw", gateway.ports["http"], "v2", broken_weights=True)
     # The whole route list is on one line, so the diagnostic names it whichever node it points at.
-    line = next(number for number, text in enumerate(broken.splitlines(), 1) if "weight: 40" in text)
+    line = next(number for number, text in enumerate(broken.splitlines(), 1) if "weight: 0" in text)
     write_atomically(config / "routes.yaml", broken)
     status = gateway.reload()
 
@@ -194,3 +194,23 @@ def test_a_reload_binds_new_ports_keeps_unchanged_ones_and_closes_removed_ones(m
         assert served_by(curl(gateway.url("/reviews/3"))) == "reviews v1"
     finally:
         kept.close()
+
+
+def test_a_reload_without_meshgate_yaml_is_refused_and_keeps_the_last_good_config(mesh):
+    gateway, config = http_gateway(mesh, "v1")
+    generation = gateway.generation()
+    settings = (config / "meshgate.yaml").read_text()
+    (config / "meshgate.yaml").unlink()
+
+    status = gateway.reload()
+    assert status["lastReload"]["ok"] is False, status
+    assert status["generation"] == generation
+    assert any("meshgate.yaml: missing" in d for d in status["lastReload"]["diagnostics"]), status["lastReload"]
+    # Still the old settings (its admin and readiness ports answer) and the old routes.
+    assert gateway.readiness() == 200
+    assert served_by(curl(gateway.url("/reviews/1"))) == "reviews v1"
+
+    write_atomically(config / "meshgate.yaml", settings)
+    status = gateway.reload()
+    assert status["lastReload"]["ok"] is True, status
+    assert status["generation"] > generation

@@ -56,14 +56,23 @@ def gateway_servers(servers: str, name: str) -> str:
     return resource_yaml("Gateway", name, f"  selector: {{istio: ingressgateway}}\n  servers:\n{servers}")
 
 
-ERROR_CASES = {
-    "weights-not-100": http_vs(
-        "  - route: [{destination: {host: reviews, subset: v1}, weight: 80}, "
-        "{destination: {host: reviews, subset: v2}, weight: 10}]  # <-\n",
-        name="weights",
-    ),
+# References to undeclared things: Istio accepts them (its analyzer warns), so they are warnings, and
+# errors with `validate --strict`.
+STRICT_CASES = {
     "unknown-host": http_vs("  - route: [{destination: {host: nosuch, port: {number: 9080}}}]  # <-\n", name="host"),
     "unknown-subset": http_vs("  - route: [{destination: {host: reviews, subset: v9}}]  # <-\n", name="subset"),
+    "unknown-gateway": resource_yaml(
+        "VirtualService", "gateway", '  hosts: ["*"]\n  gateways: [nosuch-gw]  # <-\n  http:\n  - route: [{destination: {host: reviews}}]\n'
+    ),
+    "unknown-delegate": http_vs("  - delegate: {name: nosuch}  # <-\n", name="delegating"),
+}
+
+ERROR_CASES = {
+    "weights-all-zero": http_vs(
+        "  - route: [{destination: {host: reviews, subset: v1}, weight: 0}, "
+        "{destination: {host: reviews, subset: v2}, weight: 0}]  # <-\n",
+        name="weights",
+    ),
     "bad-regex": http_vs(
         '  - match: [{uri: {regex: "/ratings/[0-9+"}}]  # <-\n'
         "    route: [{destination: {host: reviews}}]\n",
@@ -149,6 +158,42 @@ def test_each_error_class_names_its_file_and_line(mesh, tmp_path, case):
     assert result.returncode == 1, output
     line = marked_line(text)
     assert errors_at(result.stdout, file_name, line), f"expected an error at {file_name}:{line} in:\n{output}"
+
+
+def warnings_at(output: str, file_name: str, line: int) -> list[re.Match]:
+    return [
+        d
+        for d in diagnostics(output)
+        if d["severity"] == "warning"
+        and int(d["line"]) == line
+        and (d["file"] == file_name or d["file"].endswith("/" + file_name))
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_CASES))
+def test_undeclared_references_are_warnings_and_errors_with_strict(mesh, tmp_path, case):
+    text = STRICT_CASES[case]
+    file_name = f"{case}.yaml"
+    directory = write_dir(tmp_path / "conf", {"base.yaml": BASE, file_name: text})
+    line = marked_line(text)
+    lenient = mesh.validate(directory)
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    assert warnings_at(lenient.stdout, file_name, line), f"expected a warning at {file_name}:{line} in:\n{lenient.stdout}"
+    strict = mesh.validate(directory, "--strict")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert errors_at(strict.stdout, file_name, line), f"expected an error at {file_name}:{line} in:\n{strict.stdout}"
+
+
+def test_weights_not_summing_to_100_are_relative_with_a_warning_naming_the_sum(mesh, tmp_path):
+    text = http_vs(
+        "  - route: [{destination: {host: reviews, subset: v1}, weight: 1}, "
+        "{destination: {host: reviews, subset: v2}, weight: 3}]  # <-\n",
+        name="weights",
+    )
+    result = mesh.validate(write_dir(tmp_path / "conf", {"base.yaml": BASE, "weights.yaml": text}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = warnings_at(result.stdout, "weights.yaml", marked_line(text))
+    assert found and "weights sum to 4, not 100" in found[0]["rest"], result.stdout
 
 
 def test_every_error_is_reported_in_one_run(mesh, tmp_path):

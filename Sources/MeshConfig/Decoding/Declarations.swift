@@ -24,6 +24,7 @@ extension DiagnosticSink {
     func error(at place: Place, _ message: String) { self.error(at: place.location, path: place.path, message) }
     func warning(at place: Place, _ message: String) { self.warning(at: place.location, path: place.path, message) }
     func info(at place: Place, _ message: String) { self.info(at: place.location, path: place.path, message) }
+    func danglingReference(at place: Place, _ message: String) { self.danglingReference(at: place.location, path: place.path, message) }
 }
 
 struct GatewayDeclaration {
@@ -58,6 +59,10 @@ struct VirtualServiceDeclaration {
     var tcpRules: [Place]
     /// The place of each `tls[]` rule, index for index with `virtualService.tls`.
     var tlsRules: [Place]
+    /// The place of each `http[].delegate`, by the index of its route.
+    var delegations: [Int: Place] = [:]
+    /// The place of each `http[]` route, index for index with `virtualService.http`.
+    var httpRules: [Place] = []
 }
 
 struct DestinationRuleDeclaration {

@@ -5,14 +5,14 @@ enum ServerTLSDecoder {
     static let schema = Schema(
         [
             "httpsRedirect", "mode", "serverCertificate", "privateKey", "caCertificates", "credentialName",
-            "subjectAltNames", "minProtocolVersion", "maxProtocolVersion", "cipherSuites",
+            "caCertCredentialName", "subjectAltNames", "minProtocolVersion", "maxProtocolVersion", "cipherSuites",
         ],
         unsupported: ["caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"]
     )
 
     /// The fields that configure a TLS handshake (everything but `httpsRedirect`), in schema order.
     static let handshakeFields = [
-        "mode", "serverCertificate", "privateKey", "caCertificates", "credentialName", "subjectAltNames",
+        "mode", "serverCertificate", "privateKey", "caCertificates", "credentialName", "caCertCredentialName", "subjectAltNames",
         "minProtocolVersion", "maxProtocolVersion", "cipherSuites",
     ]
 
@@ -50,7 +50,8 @@ enum ServerTLSDecoder {
         let certificate = self.path(tls, "serverCertificate")
         let privateKey = self.path(tls, "privateKey")
         let ca = self.path(tls, "caCertificates")
-        let credential = self.credentialName(tls)
+        let credential = self.credentialName(tls, "credentialName")
+        let caCredential = self.credentialName(tls, "caCertCredentialName")
         let hasCertificates = tls["serverCertificate"] != nil || tls["privateKey"] != nil || tls["credentialName"] != nil
         var valid = true
         var mode: ServerTLSSettings.Mode?
@@ -82,7 +83,7 @@ enum ServerTLSDecoder {
         guard valid, let mode else { return nil }
         return ServerTLSSettings(
             mode: mode, certificatePath: certificate, privateKeyPath: privateKey, caCertificatesPath: ca,
-            credentialName: credential, subjectAltNames: subjectAltNames, minProtocolVersion: minimum,
+            credentialName: credential, caCertCredentialName: caCredential, subjectAltNames: subjectAltNames, minProtocolVersion: minimum,
             maxProtocolVersion: maximum, cipherSuites: cipherSuites, location: tls.location
         )
     }
@@ -93,7 +94,7 @@ enum ServerTLSDecoder {
         switch mode {
         case .simple, .mutual, .optionalMutual:
             if mode == .simple {
-                for key in ["caCertificates", "subjectAltNames"] where tls[key] != nil {
+                for key in ["caCertificates", "caCertCredentialName", "subjectAltNames"] where tls[key] != nil {
                     sink.warning(
                         at: tls.place(of: key),
                         "SIMPLE TLS does not ask for client certificates, so \(key) is not used (use MUTUAL or OPTIONAL_MUTUAL)"
@@ -132,10 +133,10 @@ enum ServerTLSDecoder {
             sink.error(at: tls.place(of: missing), "\(mode.rawValue) TLS needs \(missing) too, beside \(files[0])")
             return false
         }
-        if mode != .simple, tls["credentialName"] == nil, tls["caCertificates"] == nil {
+        if mode != .simple, ["credentialName", "caCertificates", "caCertCredentialName"].allSatisfy({ tls[$0] == nil }) {
             sink.error(
                 at: tls.place(of: "caCertificates"),
-                "\(mode.rawValue) TLS verifies client certificates, so it needs caCertificates (or a credentialName, whose ca.crt is used)"
+                "\(mode.rawValue) TLS verifies client certificates, so it needs caCertificates (or a caCertCredentialName or credentialName, whose ca.crt is used)"
             )
             return false
         }
@@ -152,11 +153,11 @@ enum ServerTLSDecoder {
         return text
     }
 
-    /// A credential is a directory below `credentialsDir`: one plain name.
-    private static func credentialName(_ tls: MapReader) -> String? {
-        guard let field = tls["credentialName"], let name = field.string() else { return nil }
+    /// A credential (`credentialName`, `caCertCredentialName`) is a directory below `credentialsDir`: one plain name.
+    private static func credentialName(_ tls: MapReader, _ key: String) -> String? {
+        guard let field = tls[key], let name = field.string() else { return nil }
         if name.isEmpty || name == "." || name == ".." || name.contains("/") {
-            field.error("invalid credentialName \"\(name)\": it names a directory in credentialsDir, so it must be one plain name")
+            field.error("invalid \(key) \"\(name)\": it names a directory in credentialsDir, so it must be one plain name")
             return nil
         }
         return name

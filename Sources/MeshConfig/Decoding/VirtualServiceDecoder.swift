@@ -3,14 +3,15 @@
 struct VirtualServiceDecoder {
     static let spec = Schema(["hosts", "gateways", "http", "tcp", "tls"], unsupported: ["exportTo"])
     /// HTTP route actions other than `route`: valid, not run yet.
-    static let otherActions: Set = ["redirect", "directResponse", "delegate"]
+    static let otherActions: Set = ["redirect", "directResponse"]
     static let httpRoute = Schema(
-        ["name", "match", "route", "rewrite", "timeout", "headers"],
+        ["name", "match", "route", "rewrite", "timeout", "headers", "delegate"],
         unsupported: otherActions.union([
             "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
             "mirror_percent", "corsPolicy",
         ])
     )
+    static let delegate = Schema(["name", "namespace"])
     static let headers = Schema(["request", "response"])
     static let headerOperations = Schema(["set", "add", "remove"])
     static let rewrite = Schema(["uri", "authority"], unsupported: ["uriRegexRewrite"])
@@ -44,21 +45,28 @@ struct VirtualServiceDecoder {
     private let meta: ResourceMeta
     private var references: [GatewayReference] = []
     private var destinations: [DestinationUse] = []
+    private var delegations: [Int: Place] = [:]
 
     static func decode(meta: ResourceMeta, spec field: Field) -> VirtualServiceDeclaration? {
         guard let spec = field.map(Self.spec) else { return nil }
         var decoder = VirtualServiceDecoder(meta: meta)
-        let (written, hosts) = decoder.hosts(spec)
-        // No gateways (omitted or empty) means the mesh, as in Istio.
-        let listed = spec["gateways"].flatMap { decoder.gatewayList($0) } ?? []
-        let gateways = listed.isEmpty ? ["mesh"] : listed
+        // No hosts: a delegate, used only through `http[].delegate` of other VirtualServices.
+        let isDelegate = spec["hosts"].map { field in field.list()?.isEmpty == true } ?? true
+        let (written, hosts) = isDelegate ? ([], []) : decoder.hosts(spec)
+        if isDelegate {
+            Self.checkDelegate(spec)
+        }
+        // No gateways (omitted or empty) means the mesh, as in Istio; a delegate binds to none.
+        let listed = isDelegate ? [] : spec["gateways"].flatMap { decoder.gatewayList($0) } ?? []
+        let gateways = isDelegate ? [] : listed.isEmpty ? ["mesh"] : listed
         if gateways.contains("mesh"), hosts.contains("*") {
             field.context.sink.error(
                 at: spec.place(of: "hosts"),
                 "host \"*\" is only allowed when the VirtualService is not bound to the mesh (set gateways)"
             )
         }
-        let http = spec["http"]?.maps(Self.httpRoute)?.compactMap { decoder.httpRoute($0) } ?? []
+        let httpRules = spec["http"]?.maps(Self.httpRoute) ?? []
+        let http = httpRules.enumerated().map { index, route in decoder.httpRoute(route, index: index, inDelegate: isDelegate) }
         let tcpRules = spec["tcp"]?.maps(Self.l4Route) ?? []
         let tcp = tcpRules.map { decoder.tcpRoute($0) }
         let tlsRules = spec["tls"]?.maps(Self.l4Route) ?? []
@@ -72,7 +80,9 @@ struct VirtualServiceDecoder {
             gatewayReferences: decoder.references,
             destinations: decoder.destinations,
             tcpRules: tcpRules.map(\.place),
-            tlsRules: tlsRules.map(\.place)
+            tlsRules: tlsRules.map(\.place),
+            delegations: decoder.delegations,
+            httpRules: httpRules.map(\.place)
         )
     }
 
@@ -80,10 +90,21 @@ struct VirtualServiceDecoder {
         self.meta = meta
     }
 
+    /// A delegate (no hosts) has only http routes and binds to no gateway: Istio rejects the others.
+    private static func checkDelegate(_ spec: MapReader) {
+        if let gateways = spec["gateways"], gateways.strings()?.isEmpty == false {
+            gateways.error("a delegate VirtualService (one without hosts) binds to no gateway; remove gateways, or add hosts to make it a root")
+        }
+        for key in ["tcp", "tls"] {
+            if let field = spec[key], field.list()?.isEmpty == false {
+                field.error("a delegate VirtualService (one without hosts) has http routes only, not \(key)")
+            }
+        }
+    }
+
     /// The hosts as written and resolved.
     private func hosts(_ spec: MapReader) -> (written: [String], resolved: [String]) {
-        guard let field = spec.required("hosts"), let hosts = field.strings() else { return ([], []) }
-        if hosts.isEmpty { field.error("a VirtualService needs at least one host") }
+        guard let field = spec["hosts"], let hosts = field.strings() else { return ([], []) }
         let written = hosts.compactMap { host, item -> String? in
             guard !host.isEmpty else {
                 item.error("empty host")
@@ -105,13 +126,18 @@ struct VirtualServiceDecoder {
 
     // MARK: HTTP
 
-    private mutating func httpRoute(_ route: MapReader) -> HTTPRoute? {
+    private mutating func httpRoute(_ route: MapReader, index: Int, inDelegate: Bool) -> HTTPRoute {
         let matches = route["match"]?.maps(Self.httpMatch)?.map { self.httpMatch($0) } ?? []
         var destinations: [RouteDestination] = []
+        let delegate = self.delegate(route, index: index, inDelegate: inDelegate)
         if let field = route["route"] {
             destinations = self.routeDestinations(field, schema: Self.httpDestination)
-            if let other = ["redirect", "directResponse"].first(where: { route[$0] != nil }) {
+            if let other = ["redirect", "directResponse", "delegate"].first(where: { route[$0] != nil }) {
                 route.field.error("an http route has either route or \(other), not both")
+            }
+        } else if route["delegate"] != nil {
+            if let other = Self.otherActions.first(where: { route[$0] != nil }) {
+                route.field.error("an http route has either delegate or \(other), not both")
             }
         } else if Self.otherActions.allSatisfy({ route[$0] == nil }) {
             route.field.error("an http route needs route (or redirect, directResponse or delegate)")
@@ -127,8 +153,21 @@ struct VirtualServiceDecoder {
             name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: route.duration("timeout"),
             requestHeaders: headers?.map("request", Self.headerOperations).map(self.headerOperations),
             responseHeaders: headers?.map("response", Self.headerOperations).map(self.headerOperations),
-            location: route.location
+            delegate: delegate, location: route.location
         )
+    }
+
+    /// `delegate: {name, namespace}` (the namespace defaults to this VirtualService's). Istio
+    /// supports one level: a delegate cannot delegate again.
+    private mutating func delegate(_ route: MapReader, index: Int, inDelegate: Bool) -> DelegateReference? {
+        guard let field = route["delegate"], let map = field.map(Self.delegate) else { return nil }
+        guard let name = map.required("name")?.string() else { return nil }
+        if inDelegate {
+            // Kept, so that a cycle through here is also named.
+            field.error("a delegate VirtualService cannot delegate again: Istio supports one level of delegation")
+        }
+        self.delegations[index] = field.place
+        return DelegateReference(name: name, namespace: map.string("namespace") ?? self.meta.namespace)
     }
 
     private func headerOperations(_ operations: MapReader) -> HeaderOperations {
@@ -223,8 +262,9 @@ struct VirtualServiceDecoder {
 
     // MARK: Destinations
 
-    /// `route[]` with its weights: a lone destination gets 100; several must sum to 100, a missing
-    /// weight counting as 0 (Istio's rule).
+    /// `route[]` with its weights, relative as in current Istio: a lone destination gets 100; several
+    /// share the traffic in proportion to their weights (a missing weight counts as 0). A sum other
+    /// than 100 is a warning naming it; a sum of 0 is an error (Istio: "total destination weight = 0").
     private mutating func routeDestinations(_ field: Field, schema: Schema) -> [RouteDestination] {
         guard let items = field.maps(schema) else { return [] }
         if items.isEmpty { field.error("a route needs at least one destination") }
@@ -234,7 +274,7 @@ struct VirtualServiceDecoder {
         for item in items {
             var weight = 0
             if let field = item["weight"] {
-                if let value = field.int(in: 0...100) { weight = value } else { weightsValid = false }
+                if let value = Self.weight(field) { weight = value } else { weightsValid = false }
             }
             sum += weight
             if let destination = item.required("destination")?.map(Self.destination).flatMap({ self.destination($0) }) {
@@ -243,10 +283,22 @@ struct VirtualServiceDecoder {
         }
         if items.count == 1, !result.isEmpty {
             result[0].weight = 100
+        } else if items.count > 1, weightsValid, sum == 0 {
+            field.error("every weight is 0, so no destination gets any traffic; give at least one a weight (Istio rejects this too: total destination weight = 0)")
         } else if items.count > 1, weightsValid, sum != 100 {
-            field.error("weights sum to \(sum), not 100")
+            field.warning("weights sum to \(sum), not 100; they are taken as relative, as Istio does (each destination gets its weight/\(sum) of the traffic)")
         }
         return result
+    }
+
+    /// A relative share: 0 or more, an int32 as in Istio's API.
+    private static func weight(_ field: Field) -> Int? {
+        guard let value = field.int() else { return nil }
+        guard value >= 0, value <= Int(Int32.max) else {
+            field.error("weight \(value) is \(value < 0 ? "negative" : "too large"); a weight is a relative share from 0 to \(Int32.max)")
+            return nil
+        }
+        return value
     }
 
     private mutating func destination(_ destination: MapReader) -> Destination? {
@@ -273,70 +325,5 @@ struct VirtualServiceDecoder {
             )
         )
         return resolved
-    }
-}
-
-/// Istio's `StringMatch` (`exact`, `prefix` or `regex`) and the maps of them that headers and query
-/// parameters use.
-enum StringMatchDecoder {
-    static let schema = Schema(["exact", "prefix", "regex"])
-
-    /// A match that must name one of its kinds (uri, method, authority).
-    static func required(_ field: Field) -> StringMatch? {
-        guard case .some(let match) = self.decode(field, prefix: true) else { return nil }
-        if match == nil { field.error("set one of exact, prefix or regex") }
-        return match
-    }
-
-    /// `name: {exact|prefix|regex}` entries; `name: {}` asks only for presence.
-    static func named(_ field: Field, lowercased: Bool, prefix: Bool = true) -> [HeaderMatch] {
-        guard let entries = field.entries() else { return [] }
-        return entries.compactMap { entry in
-            let item = Field(node: entry.value, path: field.childPath(entry.key), line: entry.line, context: field.context)
-            if entry.key.isEmpty { item.error("empty name") }
-            let match: StringMatch??
-            if entry.value.isNull {
-                match = .some(nil)
-            } else {
-                match = self.decode(item, prefix: prefix)
-            }
-            guard case .some(let value) = match, !entry.key.isEmpty else { return nil }
-            return HeaderMatch(name: lowercased ? entry.key.lowercased() : entry.key, match: value)
-        }
-    }
-
-    /// nil when invalid (reported); `.some(nil)` for an empty match.
-    private static func decode(_ field: Field, prefix allowPrefix: Bool) -> StringMatch?? {
-        if case .scalar(let text, _) = field.node.value {
-            field.error("expected a map such as {exact: \(text)}, got \(field.node.kindDescription)")
-            return nil
-        }
-        guard let map = field.map(Self.schema) else { return nil }
-        let kinds = ["exact", "prefix", "regex"].filter { map[$0] != nil }
-        if kinds.count > 1 {
-            field.error("set only one of exact, prefix or regex, not \(kinds.joined(separator: " and "))")
-            return nil
-        }
-        guard let kind = kinds.first, let valueField = map[kind], let value = valueField.string() else {
-            return kinds.isEmpty ? .some(nil) : nil
-        }
-        switch kind {
-        case "exact":
-            return .exact(value)
-        case "prefix":
-            guard allowPrefix else {
-                valueField.error("query parameters match exact or regex only, not prefix")
-                return nil
-            }
-            return .prefix(value)
-        default:
-            do {
-                _ = try PCRERegex(value)
-            } catch {
-                valueField.error("\(error)")
-                return nil
-            }
-            return .regex(value)
-        }
     }
 }

@@ -65,12 +65,16 @@ enum ConfigPaths {
     }
 
     /// `credentialName: NAME` → `CREDENTIALS-DIR/NAME/tls.crt`, `tls.key`, and `ca.crt` when client
-    /// certificates are verified and `caCertificates` does not name a CA of its own.
+    /// certificates are verified and neither `caCertificates` nor `caCertCredentialName: CA` (→
+    /// `CREDENTIALS-DIR/CA/ca.crt`) names a CA of its own.
     private static func resolve(_ tls: ServerTLSSettings, base: String, credentialsDir: String) -> ServerTLSSettings {
         var tls = tls
         tls.certificatePath = tls.certificatePath.map { self.resolve($0, against: base) }
         tls.privateKeyPath = tls.privateKeyPath.map { self.resolve($0, against: base) }
         tls.caCertificatesPath = tls.caCertificatesPath.map { self.resolve($0, against: base) }
+        if let name = tls.caCertCredentialName, tls.caCertificatesPath == nil, tls.mode == .mutual || tls.mode == .optionalMutual {
+            tls.caCertificatesPath = "\(self.normalize("\(credentialsDir)/\(name)"))/ca.crt"
+        }
         if let name = tls.credentialName {
             let credential = self.normalize("\(credentialsDir)/\(name)")
             tls.certificatePath = "\(credential)/tls.crt"

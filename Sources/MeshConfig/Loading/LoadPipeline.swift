@@ -2,7 +2,9 @@
 enum LoadPipeline {
     /// `configDirectory`: where relative paths in the config start (a loaded directory); nil = the
     /// directory of `meshgate.yaml`, else of each resource file.
-    static func run(_ files: [ConfigFile], configDirectory: String? = nil, sink: DiagnosticSink) -> ConfigLoadResult {
+    static func run(
+        _ files: [ConfigFile], configDirectory: String? = nil, options: LoadOptions = LoadOptions(), sink: DiagnosticSink
+    ) -> ConfigLoadResult {
         var decoder = ResourceDecoder(sink: sink)
         var settings: MeshSettings?
         for file in files {
@@ -22,6 +24,13 @@ enum LoadPipeline {
         var declarations = decoder.declarations
         declarations.settings = settings ?? MeshSettings()
         let settingsFile = files.first { Self.isSettingsFile($0.path) }
+        if options.requireSettingsFile, settingsFile == nil {
+            let path = configDirectory.map { "\($0)/\(ConfigDirectory.settingsFileName)" } ?? ConfigDirectory.settingsFileName
+            sink.error(
+                at: nil, path: path,
+                "missing: the running config was loaded with one, and without it every setting would silently fall back to its default; this load is refused"
+            )
+        }
         declarations.settings.sourceFile = settingsFile?.path
         ConfigPaths.resolveTLS(
             in: &declarations,
@@ -29,7 +38,12 @@ enum LoadPipeline {
             firstFile: files.first?.path
         )
         let configuration = ConfigValidator.validate(declarations, sink: sink)
-        let diagnostics = sink.sorted
+        var diagnostics = sink.sorted
+        if options.strict {
+            for index in diagnostics.indices where diagnostics[index].isDanglingReference {
+                diagnostics[index].severity = .error
+            }
+        }
         return ConfigLoadResult(configuration: diagnostics.hasErrors ? nil : configuration, diagnostics: diagnostics)
     }
 

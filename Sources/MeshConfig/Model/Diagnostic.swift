@@ -35,12 +35,17 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     public var location: SourceLocation?
     public var path: String
     public var message: String
+    /// A reference to something no resource declares (a host, port, subset, gateway or delegate).
+    /// Istio accepts such an object and only its analyzer warns, so this is a warning; `meshgate
+    /// validate --strict` makes it an error.
+    public var isDanglingReference: Bool
 
-    public init(_ severity: Severity, at location: SourceLocation?, path: String, _ message: String) {
+    public init(_ severity: Severity, at location: SourceLocation?, path: String, _ message: String, isDanglingReference: Bool = false) {
         self.severity = severity
         self.location = location
         self.path = path
         self.message = message
+        self.isDanglingReference = isDanglingReference
     }
 
     public var description: String {

@@ -127,9 +127,11 @@ public struct GatewayServer: Sendable, Hashable {
 public struct VirtualService: Sendable, Hashable {
     public var meta: ResourceMeta
     /// Hosts as written, short names resolved to FQDNs (`reviews` → `reviews.default.svc.cluster.local`);
-    /// wildcards and `*` kept as they are.
+    /// wildcards and `*` kept as they are. Empty for a delegate, which only serves through the
+    /// VirtualServices that delegate to it.
     public var hosts: [String]
-    /// Gateway references resolved to `namespace/name`, or `mesh`. Empty in YAML means `["mesh"]`.
+    /// Gateway references resolved to `namespace/name`, or `mesh`. Empty in YAML means `["mesh"]`
+    /// (and `[]` for a delegate).
     public var gateways: [String]
     public var http: [HTTPRoute]
     public var tcp: [TCPRoute]
@@ -144,6 +146,8 @@ public struct VirtualService: Sendable, Hashable {
         self.tcp = tcp
         self.tls = tls
     }
+
+    public var qualifiedName: String { "\(self.meta.namespace)/\(self.meta.name)" }
 }
 
 public enum StringMatch: Sendable, Hashable {
@@ -221,7 +225,8 @@ public struct Destination: Sendable, Hashable {
 
 public struct RouteDestination: Sendable, Hashable {
     public var destination: Destination
-    /// Percent, 0...100; all weights of one route sum to 100 (a lone destination gets 100).
+    /// Relative, as in current Istio: each destination gets `weight / sum of the route's weights` of
+    /// the traffic (0 = none); a lone destination gets 100.
     public var weight: Int
 
     public init(destination: Destination, weight: Int) {
@@ -230,11 +235,28 @@ public struct RouteDestination: Sendable, Hashable {
     }
 }
 
+/// `http[].delegate`: the VirtualService (one with no hosts) whose http routes take this route's place.
+public struct DelegateReference: Sendable, Hashable {
+    public var name: String
+    /// The delegating VirtualService's namespace when not written.
+    public var namespace: String
+
+    public init(name: String, namespace: String) {
+        self.name = name
+        self.namespace = namespace
+    }
+
+    public var qualifiedName: String { "\(self.namespace)/\(self.name)" }
+}
+
 public struct HTTPRoute: Sendable, Hashable {
     public var name: String?
     /// OR'ed; empty matches every request.
     public var match: [HTTPMatchRequest]
     public var route: [RouteDestination]
+    /// Set only as decoded: validation splices the delegate's routes in place of this route, so a
+    /// validated ``MeshConfiguration`` has no delegating route left.
+    public var delegate: DelegateReference?
     /// `rewrite`: the path (or the prefix a prefix match matched) and the authority sent upstream.
     public var rewrite: HTTPRewrite?
     /// `timeout`: the upstream's whole response must arrive within this; nil = none (Istio's default).
@@ -247,11 +269,12 @@ public struct HTTPRoute: Sendable, Hashable {
     public init(
         name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], rewrite: HTTPRewrite? = nil,
         timeout: Duration? = nil, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil,
-        location: SourceLocation? = nil
+        delegate: DelegateReference? = nil, location: SourceLocation? = nil
     ) {
         self.name = name
         self.match = match
         self.route = route
+        self.delegate = delegate
         self.rewrite = rewrite
         self.timeout = timeout
         self.requestHeaders = requestHeaders

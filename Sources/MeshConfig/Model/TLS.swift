@@ -40,6 +40,9 @@ public struct ServerTLSSettings: Sendable, Hashable {
     public var caCertificatesPath: String?
     /// The `credentialName`, when the paths came from one.
     public var credentialName: String?
+    /// `caCertCredentialName`: the credential whose `ca.crt` verifies client certificates (before
+    /// the `credentialName`'s own; `caCertificates` goes first).
+    public var caCertCredentialName: String?
     /// Client certificate SANs accepted (MUTUAL); empty = any certificate from the CA.
     public var subjectAltNames: [String]
     public var minProtocolVersion: ProtocolVersion?
@@ -55,6 +58,7 @@ public struct ServerTLSSettings: Sendable, Hashable {
         privateKeyPath: String? = nil,
         caCertificatesPath: String? = nil,
         credentialName: String? = nil,
+        caCertCredentialName: String? = nil,
         subjectAltNames: [String] = [],
         minProtocolVersion: ProtocolVersion? = nil,
         maxProtocolVersion: ProtocolVersion? = nil,
@@ -66,6 +70,7 @@ public struct ServerTLSSettings: Sendable, Hashable {
         self.privateKeyPath = privateKeyPath
         self.caCertificatesPath = caCertificatesPath
         self.credentialName = credentialName
+        self.caCertCredentialName = caCertCredentialName
         self.subjectAltNames = subjectAltNames
         self.minProtocolVersion = minProtocolVersion
         self.maxProtocolVersion = maxProtocolVersion

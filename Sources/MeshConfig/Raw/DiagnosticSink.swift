@@ -17,6 +17,11 @@ final class DiagnosticSink {
         self.report(.warning, at: location, path: path, message)
     }
 
+    /// A reference to something undeclared: a warning, an error under `--strict`.
+    func danglingReference(at location: SourceLocation?, path: String, _ message: String) {
+        self.diagnostics.append(Diagnostic(.warning, at: location, path: path, message, isDanglingReference: true))
+    }
+
     func info(at location: SourceLocation?, path: String, _ message: String) {
         self.report(.info, at: location, path: path, message)
     }

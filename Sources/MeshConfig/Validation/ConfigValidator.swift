@@ -18,7 +18,7 @@ enum ConfigValidator {
         var configuration = MeshConfiguration(
             settings: declarations.settings,
             gateways: declarations.gateways.map(\.gateway),
-            virtualServices: declarations.virtualServices.map(\.virtualService),
+            virtualServices: DelegateResolver(declarations.virtualServices, sink: sink).resolve(declarations.virtualServices),
             destinationRules: declarations.destinationRules.map(\.rule),
             services: registry.services,
             telemetry: declarations.telemetry

@@ -18,7 +18,7 @@ struct RouteChecks {
     func check(_ declaration: VirtualServiceDeclaration) {
         for reference in declaration.gatewayReferences where reference.name != "mesh" && self.gateways[reference.name] == nil {
             let hint = closestName(to: reference.name, among: self.gateways.keys).map { "; did you mean \($0)?" } ?? ""
-            self.sink.error(at: reference.place, "no Gateway \(reference.name) is declared\(hint)")
+            self.sink.danglingReference(at: reference.place, "no Gateway \(reference.name) is declared, so nothing is bound to it\(hint)")
         }
         for use in declaration.destinations {
             self.check(use)
@@ -32,31 +32,40 @@ struct RouteChecks {
             let what = use.writtenHost == destination.host
                 ? "\(declared) host \(destination.host)"
                 : "host \(use.writtenHost) resolves to \(destination.host), which \(declared)"
-            self.sink.error(at: use.host, what + self.suggestion(for: use))
+            self.sink.danglingReference(at: use.host, what + Self.answers + self.suggestion(for: use))
             return
         }
         let numbers = service.ports.map { String($0.number) }.joined(separator: ", ")
         if let port = destination.port {
             if !service.ports.contains(where: { $0.number == port }) {
-                self.sink.error(at: use.port, "\(service.fqdn) has no port \(port) (its ports: \(numbers.isEmpty ? "none" : numbers))")
+                self.sink.danglingReference(
+                    at: use.port, "\(service.fqdn) has no port \(port) (its ports: \(numbers.isEmpty ? "none" : numbers))" + Self.answers
+                )
             }
         } else if service.ports.count > 1 {
-            self.sink.error(at: use.port, "\(service.fqdn) has several ports (\(numbers)); choose one with port: {number: …}")
+            self.sink.danglingReference(
+                at: use.port,
+                "\(service.fqdn) has several ports (\(numbers)) and this destination names none: as in Istio, a gateway then uses the port the request came in on (503 NC if the service has no such port), a sidecar the first; choose one with port: {number: …}"
+            )
         }
         if let subset = destination.subset {
             guard let rule = self.rule(for: service.fqdn) else {
-                self.sink.error(at: use.subset, "no DestinationRule for \(service.fqdn) defines subset '\(subset)'")
+                self.sink.danglingReference(at: use.subset, "no DestinationRule for \(service.fqdn) defines subset '\(subset)'" + Self.answers)
                 return
             }
             if !rule.rule.subsets.contains(where: { $0.name == subset }) {
                 let names = rule.rule.subsets.map(\.name).joined(separator: ", ")
-                self.sink.error(
+                self.sink.danglingReference(
                     at: use.subset,
                     "\(rule.rule.meta.pathPrefix) (\(rule.host.location)) for \(service.fqdn) has no subset '\(subset)' (its subsets: \(names.isEmpty ? "none" : names))"
+                        + Self.answers
                 )
             }
         }
     }
+
+    /// What a route to an undeclared destination does at run time.
+    static let answers = "; requests routed there get 503 (NC, cluster_not_found)"
 
     /// Another declared host with the same first label, or a close spelling.
     private func suggestion(for use: DestinationUse) -> String {

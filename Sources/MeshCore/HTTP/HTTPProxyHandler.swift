@@ -463,7 +463,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         exchange.record.routeName = route.name
-        guard let cluster = route.destinations.pick() else {
+        let cluster: Cluster
+        switch route.destinations.pickTarget() {
+        case .cluster(let picked)?:
+            cluster = picked
+        case .missing(let name)?:
+            exchange.record.upstreamCluster = name
+            self.sendLocalReply(.clusterNotFound(name))
+            return
+        case nil:
             self.sendLocalReply(.clusterNotFound)
             return
         }

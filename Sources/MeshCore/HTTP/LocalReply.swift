@@ -25,6 +25,12 @@ public struct LocalReply: Sendable, Equatable {
         status: .serviceUnavailable, flags: "NC", details: "cluster_not_found", body: "cluster not found"
     )
 
+    /// A route to a cluster no config declares (an undeclared host, port or subset), named in the
+    /// details: `cluster_not_found{outbound|9080|v9|reviews.default.svc.cluster.local}`.
+    public static func clusterNotFound(_ name: String) -> LocalReply {
+        LocalReply(status: .serviceUnavailable, flags: "NC", details: "cluster_not_found{\(name)}", body: "cluster not found: \(name)")
+    }
+
     public static let connectionFailure = LocalReply(
         status: .serviceUnavailable,
         flags: "UF",

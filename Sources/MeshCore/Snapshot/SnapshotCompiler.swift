@@ -74,14 +74,14 @@ public struct SnapshotCompiler {
                 let bound = servers.filter { virtualService.gateways.contains($0.gateway.qualifiedName) }
                 guard !bound.isEmpty else { continue }
                 if servesHTTP {
-                    let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames)
+                    let routes = self.compileHTTPRoutes(virtualService, listenerGateways: gatewayNames, listenerPort: port)
                     let httpHosts = bound.filter { $0.server.protocol.isHTTP }.flatMap(\.server.hosts)
                     for domain in Self.domains(virtualServiceHosts: virtualService.hosts, serverHosts: httpHosts) {
                         table.add(domain: domain, routes: routes)
                     }
                 }
                 if servesTCP {
-                    tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames)
+                    tcp += self.compileTCPRoutes(virtualService, listenerGateways: gatewayNames, listenerPort: port)
                 }
             }
             let redirectHosts = servers.filter { $0.server.httpsRedirect && $0.server.protocol == .http }.flatMap(\.server.hosts)
@@ -131,7 +131,7 @@ public struct SnapshotCompiler {
                         name: "\(virtualService.meta.namespace).\(virtualService.meta.name).\(index)",
                         route: route,
                         listenerGateways: listenerGateways,
-                        destinations: self.weightedClusters(route.route, path: path, location: route.location)
+                        destinations: self.weightedClusters(route.route, path: path, location: route.location, listenerPort: port)
                     )
                 )
             }
@@ -159,13 +159,13 @@ public struct SnapshotCompiler {
         return result
     }
 
-    mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [CompiledHTTPRoute] {
+    mutating func compileHTTPRoutes(_ vs: VirtualService, listenerGateways: [String], listenerPort: Int? = nil) -> [CompiledHTTPRoute] {
         var routes: [CompiledHTTPRoute] = []
         for (index, route) in vs.http.enumerated() {
             let path = "\(vs.meta.pathPrefix).spec.http[\(index)]"
             do {
                 let matches = try route.match.map { try CompiledHTTPMatch($0, listenerGateways: listenerGateways) }
-                let destinations = self.weightedClusters(route.route, path: path, location: route.location)
+                let destinations = self.weightedClusters(route.route, path: path, location: route.location, listenerPort: listenerPort)
                 var compiled = CompiledHTTPRoute(
                     name: route.name ?? "\(vs.meta.namespace).\(vs.meta.name).\(index)",
                     matches: matches,
@@ -183,119 +183,15 @@ public struct SnapshotCompiler {
         return routes
     }
 
-    mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String]) -> [TCPRouteEntry] {
+    mutating func compileTCPRoutes(_ vs: VirtualService, listenerGateways: [String], listenerPort: Int? = nil) -> [TCPRouteEntry] {
         vs.tcp.enumerated().map { index, route in
             let path = "\(vs.meta.pathPrefix).spec.tcp[\(index)]"
             return TCPRouteEntry(
                 name: "\(vs.meta.namespace).\(vs.meta.name).\(index)",
                 route: route,
                 listenerGateways: listenerGateways,
-                destinations: self.weightedClusters(route.route, path: path, location: route.location)
+                destinations: self.weightedClusters(route.route, path: path, location: route.location, listenerPort: listenerPort)
             )
-        }
-    }
-
-    // MARK: - Clusters
-
-    mutating func weightedClusters(_ destinations: [RouteDestination], path: String, location: SourceLocation?) -> WeightedClusters {
-        var weighted: [(cluster: Cluster, weight: Int)] = []
-        for (index, destination) in destinations.enumerated() {
-            if let cluster = self.cluster(for: destination.destination, path: "\(path).route[\(index)]", location: location) {
-                weighted.append((cluster, destination.weight))
-            }
-        }
-        return WeightedClusters(weighted)
-    }
-
-    private mutating func cluster(for destination: Destination, path: String, location: SourceLocation?) -> Cluster? {
-        guard let service = self.config.services.first(where: { $0.fqdn == destination.host }) else {
-            self.diagnostics.append(Diagnostic(.error, at: location, path: path, "no service declares host \(destination.host)"))
-            return nil
-        }
-        let servicePort: ServicePort
-        if let number = destination.port {
-            guard let port = service.ports.first(where: { $0.number == number }) else {
-                self.diagnostics.append(Diagnostic(.error, at: location, path: path, "service \(service.fqdn) has no port \(number)"))
-                return nil
-            }
-            servicePort = port
-        } else {
-            guard let port = service.ports.first else {
-                self.diagnostics.append(Diagnostic(.error, at: location, path: path, "service \(service.fqdn) declares no port"))
-                return nil
-            }
-            servicePort = port
-        }
-        let name = "outbound|\(servicePort.number)|\(destination.subset ?? "")|\(service.fqdn)"
-        if let existing = self.clusters[name] { return existing }
-
-        let rule = self.config.destinationRules.first { $0.host == service.fqdn }
-            ?? self.config.destinationRules.first { hostMatches(pattern: $0.host, host: service.fqdn) }
-        var selector: [String: String] = [:]
-        var policy = rule?.trafficPolicy?.forPort(servicePort.number)
-        if let subsetName = destination.subset {
-            guard let subset = rule?.subsets.first(where: { $0.name == subsetName }) else {
-                self.diagnostics.append(
-                    Diagnostic(.error, at: location, path: path, "no DestinationRule defines subset \(subsetName) of \(service.fqdn)")
-                )
-                return nil
-            }
-            selector = subset.labels
-            policy = subset.trafficPolicy?.forPort(servicePort.number).overriding(policy) ?? policy
-        }
-        let http2 = Self.upstreamHTTP2(servicePort.protocol, policy: policy)
-        let tlsPolicy = self.upstreamTLS(policy?.tls, rule: rule, path: path, http2: http2)
-
-        var endpoints: [ClusterEndpoint] = []
-        for endpoint in service.endpoints where selector.allSatisfy({ endpoint.labels[$0.key] == $0.value }) {
-            let tls = self.endpointTLS(
-                tlsPolicy, endpoint: endpoint, host: service.fqdn,
-                meshSNI: UpstreamTLS.meshSNI(port: servicePort.number, subset: destination.subset, host: service.fqdn)
-            )
-            // A sidecar receives the mesh's traffic on its inbound port; the SNI names the service port.
-            let port = Self.hasSidecar(endpoint) ? Self.inboundPort(of: endpoint) : endpoint.port(for: servicePort)
-            do {
-                let address = try SocketAddress.makeAddressResolvingHost(endpoint.address, port: port)
-                endpoints.append(
-                    ClusterEndpoint(
-                        address: address,
-                        hostPort: "\(endpoint.address):\(port)",
-                        labels: endpoint.labels,
-                        workloadName: endpoint.name,
-                        identity: Self.identity(of: endpoint, in: service),
-                        tls: tls
-                    )
-                )
-            } catch {
-                self.diagnostics.append(
-                    Diagnostic(.error, at: service.meta.location, path: "\(service.meta.pathPrefix).endpoints",
-                               "endpoint \(endpoint.name) address \(endpoint.address) does not resolve: \(error)")
-                )
-            }
-        }
-        let cluster = Cluster(
-            name: name,
-            serviceFQDN: service.fqdn,
-            servicePort: servicePort.number,
-            subset: destination.subset,
-            endpoints: endpoints,
-            connectTimeout: policy?.connectTimeout.map(TimeAmount.init) ?? Self.defaultConnectTimeout,
-            upstreamIdleTimeout: policy?.upstreamIdleTimeout.map(TimeAmount.init) ?? Self.defaultUpstreamIdleTimeout,
-            maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0,
-            http2: http2,
-            maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0
-        )
-        self.clusters[name] = cluster
-        return cluster
-    }
-
-    /// Whether a cluster speaks HTTP/2 upstream: always for ports declared HTTP2 or GRPC (as
-    /// Istio does), and for HTTP ports whose policy says `h2UpgradePolicy: UPGRADE`.
-    static func upstreamHTTP2(_ portProtocol: PortProtocol, policy: TrafficPolicy?) -> Bool {
-        switch portProtocol {
-        case .http2, .grpc: return true
-        case .http, .unknown: return policy?.h2UpgradePolicy == .upgrade
-        case .https, .tcp, .tls: return false
         }
     }
 }

@@ -18,6 +18,11 @@ public enum TCPProxy {
         public var description: String { "no TCP route for port \(self.port) (NR)" }
     }
 
+    public struct ClusterNotFound: Error, CustomStringConvertible {
+        public var cluster: String
+        public var description: String { "no cluster \(self.cluster) is declared (NC)" }
+    }
+
     public struct NoHealthyUpstream: Error, CustomStringConvertible {
         public var cluster: String
         public var description: String { "no healthy upstream in \(self.cluster) (UH)" }
@@ -79,8 +84,14 @@ public enum TCPProxy {
             return refuse("NR", NoRoute(port: port))
         }
         record.routeName = routeName
-        guard let cluster = destinations.pick(), let endpoint = cluster.pickEndpoint() else {
-            let name = destinations.clusters.first?.name ?? "-"
+        let picked = destinations.pickTarget()
+        if case .missing(let name)? = picked {
+            record.upstreamCluster = name
+            log.info("tcp :\(port): cluster \(name) is not declared, closing (NC)")
+            return refuse("NC", ClusterNotFound(cluster: name))
+        }
+        guard case .cluster(let cluster)? = picked, let endpoint = cluster.pickEndpoint() else {
+            let name = destinations.firstTarget?.name ?? "-"
             record.upstreamCluster = name
             log.info("tcp :\(port): no healthy upstream in \(name), closing (UH)")
             return refuse("UH", NoHealthyUpstream(cluster: name))
