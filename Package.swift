@@ -19,17 +19,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
-        // PCRE2 with JIT, for Istio's RE2-style regex matches. Debian/Ubuntu: libpcre2-dev.
-        .systemLibrary(
-            name: "CPCRE2",
-            pkgConfig: "libpcre2-8",
-            providers: [.apt(["libpcre2-dev"])]
+        // A small C face over RE2 (linear-time matching, Envoy's engine for Istio's regex matches).
+        // Debian/Ubuntu: libre2-dev.
+        .target(
+            name: "CRE2",
+            linkerSettings: [.linkedLibrary("re2")]
         ),
         // PURE: resource types, decoding with file:line, validation, defaults. No NIO, no sockets, no clocks.
         .target(
             name: "MeshConfig",
             dependencies: [
-                "CPCRE2",
+                "CRE2",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
