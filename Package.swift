@@ -124,3 +124,21 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets, only when MESHGATE_FUZZ=1 (scripts/fuzz.sh builds them into .build-fuzz with
+// -sanitize=fuzzer,address -parse-as-library, product by product); a normal build never sees them.
+// They `@testable import` the modules, so they build in the debug configuration (testing enabled).
+if Context.environment["MESHGATE_FUZZ"] == "1" {
+    let nio: [Target.Dependency] = [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ]
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
+    for name in ["FuzzRouting", "FuzzConfig", "FuzzClientHello", "FuzzPeerMetadata", "FuzzHTTP1"] {
+        package.targets.append(
+            .executableTarget(name: name, dependencies: ["CLibFuzzer", "MeshCore", "MeshConfig"] + nio, path: "Fuzz/\(name)")
+        )
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
