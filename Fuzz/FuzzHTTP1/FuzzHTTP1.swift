@@ -7,10 +7,13 @@ import NIOHTTP1
 
 /// The HTTP/1 paths on arbitrary bytes. The first byte picks the path and how the rest is cut into
 /// reads; the rest is the stream.
-///   even: a client's bytes into the real downstream pipeline (NIO's decoder, the proxy handler) on an
-///         EmbeddedChannel, routing on a fixed config; every upstream connect fails at once (503 UF),
-///         so the local replies, keep-alive, pipelining and close paths all run without sockets.
-///         Each decoded request head also goes through the upstream header rewrite.
+///   0 mod 4: a client's bytes into the real downstream pipeline (NIO's decoder, the proxy handler)
+///         on an EmbeddedChannel, routing on a fixed config; every upstream connect fails at once
+///         (503 UF), so the local replies, keep-alive, pipelining and close paths all run without
+///         sockets. Each decoded request head also goes through the upstream header rewrite.
+///   2 mod 4: the same, but each upstream connect gets an in-memory upstream (the real upstream
+///         pipeline on an EmbeddedChannel): after two length bytes (big-endian) come the client's
+///         bytes, then the upstream's, fed to the upstream in slices as the client's requests go out.
 ///   odd:  an upstream's bytes into NIO's client pipeline (after a GET), each response head through
 ///         the downstream header rewrite.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -19,9 +22,13 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let first = input.first else { return 0 }
     let stream = Array(input.dropFirst())
     let chunk = Int(first >> 1) + 1
-    if first & 1 == 0 {
-        downstream(stream, chunk: chunk)
+    if first & 3 == 0 {
+        downstream(stream, upstreamBytes: nil, chunk: chunk)
         requestHeaders(stream, chunk: chunk)
+    } else if first & 3 == 2 {
+        guard stream.count >= 2 else { return 0 }
+        let split = min(Int(stream[0]) << 8 | Int(stream[1]), stream.count - 2) + 2
+        downstream(Array(stream[2..<split]), upstreamBytes: Array(stream[split...]), chunk: chunk)
     } else {
         responseHeaders(stream, chunk: chunk)
     }
@@ -32,14 +39,35 @@ private func chunks(_ bytes: [UInt8], _ size: Int) -> [ByteBuffer] {
     stride(from: 0, to: bytes.count, by: size).map { ByteBuffer(bytes: bytes[$0..<min($0 + size, bytes.count)]) }
 }
 
-private func downstream(_ bytes: [UInt8], chunk: Int) {
+/// The in-memory upstream connections a connector made, in order.
+private final class Upstreams: @unchecked Sendable {
+    var channels: [EmbeddedChannel] = []
+}
+
+private func downstream(_ bytes: [UInt8], upstreamBytes: [UInt8]?, chunk: Int) {
     let channel = EmbeddedChannel()
+    let upstreams = Upstreams()
+    let loop = channel.embeddedEventLoop
+    let connector: HTTPConnectionPools.Connector
+    if upstreamBytes == nil {
+        connector = { eventLoop, _, _, _ in eventLoop.makeFailedFuture(ChannelError.connectPending) }
+    } else {
+        connector = { eventLoop, key, _, _ in
+            let upstream = EmbeddedChannel(loop: loop)
+            do {
+                try LoopPool.configureUpstream(upstream, key: key)
+                try upstream.connect(to: SocketAddress(ipAddress: "127.0.9.1", port: 9080)).wait()
+                upstreams.channels.append(upstream)
+                return eventLoop.makeSucceededFuture(try upstream.pipeline.syncOperations.handler(type: UpstreamHTTPHandler.self))
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+        }
+    }
     let environment = HTTPProxyEnvironment(
         holder: SnapshotHolder(snapshot),
-        pools: HTTPConnectionPools(group: channel.embeddedEventLoop) { eventLoop, _, _, _ in
-            eventLoop.makeFailedFuture(ChannelError.connectPending)
-        },
-        metrics: MeshMetrics(group: channel.embeddedEventLoop, sourceLabels: ""),
+        pools: HTTPConnectionPools(group: loop, connector: connector),
+        metrics: MeshMetrics(group: loop, sourceLabels: ""),
         log: MeshLog(minimumLevel: .error),
         port: 8080
     )
@@ -49,12 +77,32 @@ private func downstream(_ bytes: [UInt8], chunk: Int) {
     } catch {
         fatalError("pipeline: \(error)")
     }
+    var responses = chunks(upstreamBytes ?? [], chunk)[...]
+    /// Runs the loop, then lets the newest open upstream answer with the next slice; false when no
+    /// upstream took one.
+    @discardableResult
+    func exchange() -> Bool {
+        loop.run()
+        var answered = false
+        if let upstream = upstreams.channels.last(where: { $0.isActive }) {
+            while (try? upstream.readOutbound(as: IOData.self)) ?? nil != nil {}
+            if let next = responses.popFirst() {
+                _ = try? upstream.writeInbound(next)
+                loop.run()
+                answered = true
+            }
+        }
+        while (try? channel.readOutbound(as: IOData.self)) ?? nil != nil {}
+        return answered
+    }
     for buffer in chunks(bytes, chunk) {
         guard channel.isActive else { break }
         _ = try? channel.writeInbound(buffer)
-        channel.embeddedEventLoop.run()
-        while (try? channel.readOutbound(as: IOData.self)) != nil {}
+        exchange()
     }
+    while channel.isActive, exchange() {}
+    for upstream in upstreams.channels { _ = try? upstream.finish(acceptAlreadyClosed: true) }
+    loop.run()
     _ = try? channel.finish(acceptAlreadyClosed: true)
 }
 
