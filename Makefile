@@ -40,4 +40,4 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/meshgate $(DESTDIR)$(UNITDIR)/meshgate.service $(DESTDIR)$(UNITDIR)/meshgate-sidecar@.service
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

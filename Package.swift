@@ -19,17 +19,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
-        // PCRE2 with JIT, for Istio's RE2-style regex matches. Debian/Ubuntu: libpcre2-dev.
-        .systemLibrary(
-            name: "CPCRE2",
-            pkgConfig: "libpcre2-8",
-            providers: [.apt(["libpcre2-dev"])]
+        // A small C face over RE2 (linear-time matching, Envoy's engine for Istio's regex matches).
+        // Debian/Ubuntu: libre2-dev.
+        .target(
+            name: "CRE2",
+            linkerSettings: [.linkedLibrary("re2")]
         ),
         // PURE: resource types, decoding with file:line, validation, defaults. No NIO, no sockets, no clocks.
         .target(
             name: "MeshConfig",
             dependencies: [
-                "CPCRE2",
+                "CRE2",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -125,3 +125,21 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets, only when MESHGATE_FUZZ=1 (scripts/fuzz.sh builds them into .build-fuzz with
+// -sanitize=fuzzer,address -parse-as-library, product by product); a normal build never sees them.
+// They `@testable import` the modules, so they build in the debug configuration (testing enabled).
+if Context.environment["MESHGATE_FUZZ"] == "1" {
+    let nio: [Target.Dependency] = [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ]
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
+    for name in ["FuzzRouting", "FuzzConfig", "FuzzClientHello", "FuzzPeerMetadata", "FuzzHTTP1"] {
+        package.targets.append(
+            .executableTarget(name: name, dependencies: ["CLibFuzzer", "MeshCore", "MeshConfig"] + nio, path: "Fuzz/\(name)")
+        )
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

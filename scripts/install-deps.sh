@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages Meshgate needs to build, run and test, when they are missing
 # (Debian/Ubuntu, as root). Swift itself is expected on PATH.
-#   scripts/install-deps.sh            build + run: libpcre2-dev
+#   scripts/install-deps.sh            build + run: libre2-dev (RE2, for regex matches)
 #   scripts/install-deps.sh --test     also the clients the tests use: curl, nc, systemd-analyze, pytest
 set -euo pipefail
 
-packages=(libpcre2-dev pkg-config)
+packages=(libre2-dev)
 if [[ ${1:-} == --test ]]; then
     packages+=(curl netcat-openbsd systemd openssl prometheus nghttp2-client)
 fi

@@ -187,6 +187,20 @@ import Testing
         #expect(try ProtobufStruct(serializedBytes: value.serializedBytes()) == value)
     }
 
+    /// Found by FuzzPeerMetadata (its own oracle compared values, and NaN is never equal to itself): a
+    /// NaN number, whatever its payload, is carried bit for bit; round trips compare bytes.
+    @Test func nanNumbersRoundTripBitForBit() throws {
+        let payload = Double(bitPattern: 0x7FF0_00FE_0000_0000)
+        let value: ProtobufStruct = ["nan": .number(.nan), "payload": .number(payload), "list": .list([.number(-.nan)])]
+        let bytes = value.serializedBytes()
+        #expect(try ProtobufStruct(serializedBytes: bytes).serializedBytes() == bytes)
+        guard case .number(let decoded)? = try ProtobufStruct(serializedBytes: bytes)["payload"] else {
+            Issue.record("no number")
+            return
+        }
+        #expect(decoded.bitPattern == payload.bitPattern)
+    }
+
     @Test func everyTruncationNeedsMoreData() {
         let frame = PeerMetadataExchange.encodeFrame(Self.reviews)
         for length in 0..<frame.count {

@@ -78,6 +78,27 @@ ERROR_CASES = {
         "    route: [{destination: {host: reviews}}]\n",
         name="regex",
     ),
+    # RE2 (Envoy's engine) rejects what it cannot match in linear time, and programs over Envoy's size limit.
+    "regex-backreference": http_vs(
+        '  - match: [{headers: {x-token: {regex: "(a+)\\\\1"}}}]  # <-\n'
+        "    route: [{destination: {host: reviews}}]\n",
+        name="regex-backreference",
+    ),
+    "regex-lookahead": http_vs(
+        '  - match: [{uri: {regex: "/api(?!/internal).*"}}]  # <-\n'
+        "    route: [{destination: {host: reviews}}]\n",
+        name="regex-lookahead",
+    ),
+    "regex-repeat-over-1000": http_vs(
+        '  - match: [{uri: {regex: "/a{1001}"}}]  # <-\n'
+        "    route: [{destination: {host: reviews}}]\n",
+        name="regex-repeat",
+    ),
+    "regex-program-too-large": http_vs(
+        '  - match: [{uri: {regex: "/[a-z]{120}"}}]  # <-\n'
+        "    route: [{destination: {host: reviews}}]\n",
+        name="regex-large",
+    ),
     "yaml-syntax-error": """\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -194,6 +215,21 @@ def test_weights_not_summing_to_100_are_relative_with_a_warning_naming_the_sum(m
     assert result.returncode == 0, result.stdout + result.stderr
     found = warnings_at(result.stdout, "weights.yaml", marked_line(text))
     assert found and "weights sum to 4, not 100" in found[0]["rest"], result.stdout
+
+
+def test_regex_errors_carry_re2s_own_message(mesh, tmp_path):
+    expected = {
+        "regex-backreference": "invalid regex (RE2): invalid escape sequence: \\1",
+        "regex-lookahead": "invalid regex (RE2): invalid perl operator: (?!",
+        "regex-repeat-over-1000": "invalid regex (RE2): invalid repetition size: {1001}",
+        "regex-program-too-large": "> max program size of 100",
+    }
+    files = {f"{case}.yaml": ERROR_CASES[case] for case in expected}
+    result = mesh.validate(write_dir(tmp_path / "conf", {"base.yaml": BASE, **files}))
+    assert result.returncode == 1
+    for case, message in expected.items():
+        found = errors_at(result.stdout, f"{case}.yaml", marked_line(ERROR_CASES[case]))
+        assert any(message in d.group(0) for d in found), f"{case}: no '{message}' in:\n{result.stdout}"
 
 
 def test_every_error_is_reported_in_one_run(mesh, tmp_path):

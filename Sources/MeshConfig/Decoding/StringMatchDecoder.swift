@@ -53,7 +53,7 @@ enum StringMatchDecoder {
             return .prefix(value)
         default:
             do {
-                _ = try PCRERegex(value)
+                _ = try RE2Regex(value)
             } catch {
                 valueField.error("\(error)")
                 return nil

@@ -1,11 +1,11 @@
 import MeshConfig
 
-/// A compiled Istio `StringMatch`: exact, prefix or whole-value regex (PCRE2 JIT).
+/// A compiled Istio `StringMatch`: exact, prefix or whole-value regex (RE2).
 public struct StringMatcher: Sendable {
     private enum Kind: Sendable {
         case exact(String)
         case prefix(String)
-        case regex(PCRERegex)
+        case regex(RE2Regex)
     }
 
     private let kind: Kind
@@ -16,7 +16,7 @@ public struct StringMatcher: Sendable {
         switch match {
         case .exact(let value): self.kind = .exact(ignoreCase ? value.lowercased() : value)
         case .prefix(let value): self.kind = .prefix(ignoreCase ? value.lowercased() : value)
-        case .regex(let pattern): self.kind = .regex(try PCRERegex(pattern))
+        case .regex(let pattern): self.kind = .regex(try RE2Regex(pattern))
         }
     }
 

@@ -1,5 +1,0 @@
-#ifndef MESHGATE_CPCRE2_SHIM_H
-#define MESHGATE_CPCRE2_SHIM_H
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-#endif
