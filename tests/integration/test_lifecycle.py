@@ -60,11 +60,12 @@ def test_sigterm_during_a_slow_request_drains_then_exits_0(mesh):
 
 def test_a_config_with_errors_never_starts(mesh):
     port = free_port()
+    # An unknown field is an error (an undeclared service is only a warning, as in Istio).
     broken = documents(
         gateway_yaml("gw", port, "HTTP"),
-        http_virtual_service_yaml("nowhere", "gw", "no-such-service"),
+        http_virtual_service_yaml("nowhere", "gw", "no-such-service") + "  bogusField: 1\n",
     )
-    line = next(number for number, text in enumerate(broken.splitlines(), 1) if "no-such-service" in text)
+    line = next(number for number, text in enumerate(broken.splitlines(), 1) if "bogusField" in text)
     config = mesh.config_dir({"routes.yaml": broken})
     proc = mesh.run("gateway", "gateway", "--config", str(config))
     code = proc.wait(timeout=START_TIMEOUT)
