@@ -484,7 +484,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
 
-        if summary.expectsContinue {
+        if summary.expectsContinue && head.version == .http1_1 {
+            // (An HTTP/1.0 client does not know 1xx responses: RFC 9110 §15.2.)
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
             self.context?.writeAndFlush(
                 self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),

@@ -75,16 +75,22 @@ enum RequestHeadCheck {
         return .success(Target(path: path.first == "/" ? String(path) : "/" + path, authority: authority))
     }
 
-    /// RFC 3986 `host [ ":" port ]` characters: unreserved, sub-delims, `%`, `:` and IP-literal
-    /// brackets. No `@` (user info), `/`, spaces or controls.
+    /// RFC 3986 `host [ ":" port ]`: unreserved and sub-delims characters, an IP-literal in brackets,
+    /// and a port of digits only. No `@` (user info), `/`, `%` escapes, spaces or controls.
     static func isValidAuthority(_ value: String) -> Bool {
-        !value.isEmpty && value.utf8.allSatisfy { Self.authorityBytes[Int($0)] }
+        guard !value.isEmpty, value.utf8.allSatisfy({ Self.authorityBytes[Int($0)] }) else { return false }
+        let bytes = Array(value.utf8)
+        // The port follows the last ':' outside an IP-literal's brackets.
+        let hostEnd = bytes.first == UInt8(ascii: "[") ? (bytes.firstIndex(of: UInt8(ascii: "]")).map { $0 + 1 } ?? bytes.count) : 0
+        guard let colon = bytes[hostEnd...].lastIndex(of: UInt8(ascii: ":")) else { return hostEnd == 0 || hostEnd == bytes.count }
+        if hostEnd == 0 && bytes[..<colon].contains(UInt8(ascii: ":")) { return false }
+        return bytes[(colon + 1)...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     private static let authorityBytes: [Bool] = (0..<256).map { byte in
         switch UInt8(byte) {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        default: "-._~!$&'()*+,;=%:[]".utf8.contains(UInt8(byte))
+        default: "-._~!$&'()*+,;=:[]".utf8.contains(UInt8(byte))
         }
     }
 }
