@@ -137,8 +137,9 @@ private func responseHeaders(_ bytes: [UInt8], chunk: Int) {
         guard (try? channel.writeInbound(buffer)) != nil else { break }
         while let part = try? channel.readInbound(as: HTTPClientResponsePart.self) {
             if case .head(let head) = part {
-                var framing = HopByHop.ResponseFraming()
+                var framing = HopByHop.FramingHeaders()
                 _ = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
+                _ = Framing.response(framing, status: head.status, isHeadRequest: false, clientVersion: .http1_1)
             }
         }
     }
