@@ -1,3 +1,4 @@
+import NIOHPACK
 import NIOHTTP1
 import Testing
 
@@ -102,6 +103,37 @@ struct FramingTests {
         #expect(self.refusal(self.check(version: HTTPVersion(major: 2, minor: 0), big, http2: true))! == (431, "headers_too_large"))
     }
 
+    @Test func contentLengthMustFitSixtyThreeBits() {
+        let host = [("Host", "gw")]
+        #expect(self.refusal(self.check(.POST, "/", host + [("Content-Length", "9223372036854775807")])) == nil)
+        #expect(self.refusal(self.check(.POST, "/", host + [("Content-Length", "9223372036854775808")]))! == (400, "content_length"))
+        #expect(self.refusal(self.check(.POST, "/", host + [("Content-Length", "99999999999999999999")]))! == (400, "content_length"))
+    }
+
+    @Test func http2RequestsHaveOriginFormPathsTokenMethodsAndOneAuthority() {
+        let h2 = HTTPVersion(major: 2, minor: 0)
+        let host = [("host", "gw")]
+        #expect(self.refusal(self.check(.GET, "/x", version: h2, host, http2: true)) == nil)
+        #expect(self.refusal(self.check(.GET, "http://other.example/x", version: h2, host, http2: true))! == (400, "invalid_target"))
+        #expect(self.refusal(self.check(.RAW(value: ""), "/x", version: h2, host, http2: true))! == (400, "invalid_method"))
+        #expect(self.refusal(self.check(.RAW(value: "GE T"), "/x", version: h2, host, http2: true))! == (400, "invalid_method"))
+        #expect(self.refusal(self.check(.OPTIONS, "*", version: h2, host, http2: true)) == nil)
+        #expect(self.refusal(self.check(.GET, "/x", version: h2, host + [("host", "other")], http2: true))! == (400, "authority_mismatch"))
+    }
+
+    @Test func http2AuthorityIsReconciledWithHost() {
+        let request: HPACKHeaders = [":method": "GET", ":scheme": "http", ":path": "/x", "host": "gw"]
+        let filled = HTTP2RequestAuthority.reconciled(request)
+        #expect(filled?.first(name: ":authority") == "gw")
+        #expect(filled.map { Array($0.map(\.name)) } == [":method", ":scheme", ":path", ":authority", "host"], "pseudo-headers first")
+        let same: HPACKHeaders = [":method": "GET", ":scheme": "http", ":authority": "GW", ":path": "/x", "host": "gw"]
+        #expect(HTTP2RequestAuthority.reconciled(same) == nil)
+        let other: HPACKHeaders = [":method": "GET", ":scheme": "http", ":authority": "gw", ":path": "/x", "host": "evil"]
+        #expect(HTTP2RequestAuthority.reconciled(other)?[canonicalForm: "host"] == ["evil", "gw"])
+        let plain: HPACKHeaders = [":method": "GET", ":scheme": "http", ":authority": "gw", ":path": "/x"]
+        #expect(HTTP2RequestAuthority.reconciled(plain) == nil)
+    }
+
     @Test func ambiguousResponsesAreRefused() throws {
         func framing(_ cl: [String], _ te: String?, status: HTTPResponseStatus = .ok, head: Bool = false, version: HTTPVersion? = .http1_1)
             -> Result<Framing, Framing.ResponseError>
@@ -119,7 +151,18 @@ struct FramingTests {
         #expect(try framing([], "chunked", version: nil).get() == Framing.none, "HTTP/2 frames its own body")
         #expect(try framing([], nil, status: .noContent).get() == Framing.none)
         #expect(try framing([], "chunked", head: true).get() == .chunked, "a HEAD response may announce chunking")
-        for (cl, te) in [(["5"], "chunked"), (["5", "5"], nil), (["5", "6"], nil), ([], "chunked, gzip"), ([], "gzip"), (["0x5"], nil), (["-1"], nil)] {
+        #expect(try framing([], "chunked", status: .noContent).get() == Framing.none, "a 204 has no body, so no last chunk")
+        #expect(try framing([], "chunked", status: .notModified, head: true).get() == Framing.none)
+        #expect(try framing([" 5\t"], nil).get() == .contentLength("5"), "a field value's whitespace is not part of it")
+        var chunked10 = HopByHop.FramingHeaders()
+        chunked10.record(transferEncoding: "chunked")
+        #expect(throws: Framing.ResponseError.self) {
+            try Framing.response(chunked10, status: .ok, isHeadRequest: false, clientVersion: .http1_1, upstreamVersion: .http1_0).get()
+        }
+        for (cl, te) in [
+            (["5"], "chunked"), (["5", "5"], nil), (["5", "6"], nil), ([], "chunked, gzip"), ([], "gzip"), (["0x5"], nil), (["-1"], nil),
+            (["9223372036854775808"], nil),
+        ] {
             guard case .failure = framing(cl, te) else {
                 Issue.record("\(cl) \(te ?? "-") accepted")
                 continue

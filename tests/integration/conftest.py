@@ -705,26 +705,7 @@ def recv_line(sock: socket.socket) -> bytes:
 # Vectors of the adversarial corpus (test_smuggling, test_upstream_responses, test_h2_downgrade,
 # test_upgrade_bounds) that Meshgate does not pass yet, each with what it does today. They run as
 # strict xfails: one that starts passing fails the suite, so this list only ever shrinks.
-KNOWN_GAPS = {
-    "test_vector[cl-2-pow-63]": "content-length 2^63 is forwarded; expected 400/413",
-    "test_vector[cl-ows-around]": "content-length with surrounding OWS gets 400 and the connection stays open",
-    "test_vector[request-line-double-space]": "GET  / is forwarded (the HTTP/1.1 parser accepts it)",
-    "test_vector[pipeline-good-then-bad-chunk]": "a bad chunk after a pipelined request hangs instead of 400 and close",
-    "test_upstream_response[te-http10]": "a chunked HTTP/1.0 upstream response is forwarded; expected 502 UPE",
-    "test_upstream_response[204-with-chunked-body]": "a 204 announcing chunked framing is passed with a terminating chunk",
-    "test_upstream_response[too-many-headers]": "200 upstream response headers are forwarded; expected 502 UPE",
-    "test_h2_stream[host-instead-of-authority-http]": "an HTTP/2 request with host and no :authority is reset",
-    "test_h2_stream[host-instead-of-authority-tls]": "an HTTP/2 request with host and no :authority is reset",
-    "test_h2_stream[authority-and-different-host-http]": "host differing from :authority is forwarded",
-    "test_h2_stream[authority-and-different-host-tls]": "host differing from :authority gets 421, expected 400",
-    "test_h2_stream[empty-method-http]": "an empty :method is forwarded",
-    "test_h2_stream[empty-method-tls]": "an empty :method is forwarded",
-    "test_h2_stream[path-absolute-uri-http]": "an absolute-form :path is forwarded",
-    "test_h2_stream[path-absolute-uri-tls]": "an absolute-form :path gets 421, expected 400",
-    "test_h2_stream[headers-500-http]": "500 headers end the connection with COMPRESSION_ERROR instead of 431",
-    "test_h2_stream[headers-500-tls]": "500 headers end the connection with COMPRESSION_ERROR instead of 431",
-    "test_the_gateway_stops_reading_instead_of_buffering[upgrade-waiting-for-101]": "RSS still grows by what the client sends before the 101",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -22,6 +22,9 @@ class H2V:
     kind: str = "forward"
     up: tuple | None = None  # (method, target, framing, body)
     why: str = ""
+    # Send the stream only once the gateway's SETTINGS are acknowledged: its 60 KiB header-list
+    # limit applies from then on (RFC 9113 §6.5.3); before, swift-nio-http2 decodes with 16 KiB.
+    after_settings: bool = False
 
 
 def base(method: str = "GET", path: str = "/x", *extra: tuple[str, str]) -> tuple:
@@ -101,7 +104,10 @@ H2_VECTORS: list[H2V] = [
     H2V("method-with-space", base("GE T", "/x"), kind="refuse"),
     # Limits: the same as HTTP/1.1's.
     H2V("headers-101", base("GET", "/x", *[(f"x-h{i}", "v") for i in range(101)]), kind="431"),
-    H2V("headers-500", base("GET", "/x", *[(f"x-h{i}", "v") for i in range(500)]), kind="431"),
+    H2V("headers-500", base("GET", "/x", *[(f"x-h{i}", "v") for i in range(500)]), kind="431", after_settings=True),
+    # Before the client acknowledges the gateway's SETTINGS, a header list over 16 KiB (HPACK's size,
+    # 32 bytes per field) ends the connection with COMPRESSION_ERROR: refused, and nothing goes upstream.
+    H2V("headers-500-before-settings-ack", base("GET", "/x", *[(f"x-h{i}", "v") for i in range(500)]), kind="refuse"),
 ]
 
 # Why Meshgate's expected value differs from what Envoy 1.40 does (ENVOY in h2_envoy.py).
@@ -111,4 +117,5 @@ WHY: dict[str, str] = {
     "cl-then-extra-smuggle-frame": "Envoy forwards the 5 framed bytes (a complete message upstream) before it sees the extra DATA and resets",
     "headers-101": "Envoy resets the stream (INTERNAL_ERROR); Meshgate answers 431 as over HTTP/1.1, so the client learns why",
     "headers-500": "Envoy resets the stream (INTERNAL_ERROR); Meshgate answers 431 as over HTTP/1.1, so the client learns why",
+    "headers-500-before-settings-ack": "Envoy applies its 60 KiB limit at once and resets the stream; swift-nio-http2 applies the gateway's SETTINGS only once acknowledged (RFC 9113 §6.5.3) and decodes with 16 KiB until then: the connection ends (COMPRESSION_ERROR)",
 }

@@ -65,4 +65,5 @@ ENVOY = {
     'method-with-space': 'connection closed',
     'headers-101': 'RST_STREAM 2',
     'headers-500': 'RST_STREAM 2',
+    'headers-500-before-settings-ack': 'RST_STREAM 2',
 }

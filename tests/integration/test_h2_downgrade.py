@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ConnectionTerminated, DataReceived, ResponseReceived, StreamEnded, StreamReset, TrailersReceived
+from h2.events import (
+    ConnectionTerminated, DataReceived, RemoteSettingsChanged, ResponseReceived, StreamEnded, StreamReset, TrailersReceived,
+)
 
 from conftest import documents, free_port, gateway_yaml, http_virtual_service_yaml, service_yaml, wait_until, workload_entry_yaml
 from h2_corpus import H2_VECTORS, WHY, H2V
@@ -108,6 +110,17 @@ def pump(sock: socket.socket, conn: H2Connection, results: dict[int, StreamResul
             sock.sendall(pending)
 
 
+def await_settings_ack(sock: socket.socket, conn: H2Connection) -> None:
+    """Reads until the gateway's SETTINGS arrive, then sends their ACK (h2 queues it on receipt)."""
+    sock.settimeout(QUIET)
+    while True:
+        data = sock.recv(65536)
+        assert data, "the gateway closed before sending its SETTINGS"
+        if any(isinstance(event, RemoteSettingsChanged) for event in conn.receive_data(data)):
+            sock.sendall(conn.data_to_send())
+            return
+
+
 def send_stream(sock: socket.socket, conn: H2Connection, headers: list, data: tuple) -> int:
     stream = conn.get_next_available_stream_id()
     conn.send_headers(stream, headers, end_stream=not data)
@@ -128,6 +141,8 @@ def run(rig, transport: str, vector: H2V) -> StreamResult:
         conn = new_h2()
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
+        if vector.after_settings:
+            await_settings_ack(sock, conn)
         stream = send_stream(sock, conn, encode(vector, transport), vector.data)
         results = {stream: StreamResult()}
         result = results[stream]

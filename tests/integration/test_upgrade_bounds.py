@@ -19,9 +19,9 @@ LIMIT = 256 << 20
 STALL = 3.0  # seconds the socket may refuse more bytes before the sender calls it stalled
 TIME_BOUND = 60.0
 CHUNK = b"\x00" * (256 << 10)
-UPGRADE = (b"GET /chat HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+UPGRADE = (b"GET /chat HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-CONNECT = b"CONNECT gw:443 HTTP/1.1\r\nHost: gw:443\r\n\r\n"
+CONNECT = b"CONNECT gw.example:443 HTTP/1.1\r\nHost: gw.example:443\r\n\r\n"
 
 
 class Silent(ThreadedListener):
@@ -65,7 +65,7 @@ def rig(module_mesh):
         service_yaml("waiting", 9080), workload_entry_yaml("waiting-v1", "waiting", "v1", waiting.host, "http", waiting.port),
         service_yaml("switched", 9080), workload_entry_yaml("switched-v1", "switched", "v1", switched.host, "http", switched.port),
         gateway_yaml("gw", port, "HTTP"),
-        http_virtual_service_yaml("waiting", "gw", "waiting", hosts='["gw", "gw:443"]'),
+        http_virtual_service_yaml("waiting", "gw", "waiting", hosts='["gw.example", "gw.example:443"]'),
         http_virtual_service_yaml("switched", "gw", "switched", hosts='["tunnel.example"]'),
     )})
     gateway = mesh.gateway(config, {"http": port})
@@ -103,11 +103,14 @@ def stream_until_stalled(port: int, head: bytes) -> tuple[int, str]:
         sock.close()
 
 
-@pytest.mark.parametrize("case", ["upgrade-waiting-for-101", "upgrade-after-101-upstream-not-reading", "connect"])
+@pytest.mark.parametrize("case", ["upgrade-waiting-for-101", "upgrade-after-101-upstream-not-reading", "connect", "upgrade-without-route"])
 def test_the_gateway_stops_reading_instead_of_buffering(rig, case: str):
     gateway, upstreams = rig
     head = {"upgrade-waiting-for-101": UPGRADE, "connect": CONNECT,
-            "upgrade-after-101-upstream-not-reading": UPGRADE.replace(b"Host: gw", b"Host: tunnel.example")}[case]
+            "upgrade-after-101-upstream-not-reading": UPGRADE.replace(b"Host: gw.example", b"Host: tunnel.example"),
+            # A local reply (404 NR) to an upgrade: the parser stopped at the head, so the connection must close.
+            "upgrade-without-route": UPGRADE.replace(b"Host: gw.example", b"Host: nowhere.example")}[case]
+    heads_before = upstreams["waiting"].heads
     port = gateway.ports["http"]
     # Warm up the path (pools, code pages) so that the measurement sees buffering, not first use.
     stream_until_stalled(port, b"GET /warm HTTP/1.1\r\nHost: nowhere.example\r\nConnection: close\r\n\r\n")
@@ -120,4 +123,5 @@ def test_the_gateway_stops_reading_instead_of_buffering(rig, case: str):
     assert why != "limit", f"{case}: the gateway accepted all {LIMIT >> 20} MiB without an answer: no backpressure"
     if case == "upgrade-waiting-for-101":
         # Nothing but the head went upstream before a 101: the bytes after it are not yet a tunnel.
+        assert upstreams["waiting"].heads == heads_before + 1, "the upgrade request never reached its upstream"
         assert upstreams["waiting"].extra == 0, f"{upstreams['waiting'].extra} bytes went upstream before any 101"

@@ -40,8 +40,13 @@ enum Framing: Equatable {
     /// differently is refused: both framing headers, a transfer coding other than `chunked`, a
     /// `content-length` that is not one decimal number.
     static func response(
-        _ headers: HopByHop.FramingHeaders, status: HTTPResponseStatus, isHeadRequest: Bool, clientVersion: HTTPVersion?
+        _ headers: HopByHop.FramingHeaders, status: HTTPResponseStatus, isHeadRequest: Bool, clientVersion: HTTPVersion?,
+        upstreamVersion: HTTPVersion = .http1_1
     ) -> Result<Framing, ResponseError> {
+        if headers.transferEncoding != nil && upstreamVersion == .http1_0 {
+            // RFC 9112 §6.1: a 1.0 recipient cannot read chunks; faulty framing, not a body.
+            return .failure(ResponseError(reason: "transfer-encoding in an HTTP/1.0 response"))
+        }
         if headers.transferEncoding != nil && headers.contentLength != nil {
             return .failure(ResponseError(reason: "content-length and transfer-encoding"))
         }
@@ -60,8 +65,10 @@ enum Framing: Equatable {
         }
         if let length = headers.contentLength { return .success(.contentLength(length)) }
         if !hasBody {
-            // A HEAD response may say how the GET's body would be framed (RFC 9112 §6.1); no body follows.
-            return .success(headers.transferEncoding != nil && version == .http1_1 ? .chunked : .none)
+            // A HEAD response may say how the GET's body would be framed (RFC 9112 §6.1); no body
+            // follows. A 1xx, 204 or 304 has no body and, framed chunked, would get a last chunk.
+            let announcesChunks = isHeadRequest && status.mayHaveResponseBody && headers.transferEncoding != nil
+            return .success(announcesChunks && version == .http1_1 ? .chunked : .none)
         }
         return .success(version == .http1_1 ? .chunked : .closeDelimited)
     }
@@ -75,7 +82,8 @@ enum Framing: Equatable {
         }
     }
 
+    /// One decimal number that fits a signed 64-bit length (what every next hop can read alike).
     static func isDecimal(_ value: String) -> Bool {
-        !value.isEmpty && value.utf8.count <= 19 && value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } && Int64(value) != nil
     }
 }

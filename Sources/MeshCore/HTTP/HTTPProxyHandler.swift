@@ -293,7 +293,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         self.environment.log.debug("http :\(self.environment.port) \(context.channel.remoteAddress?.description ?? "-"): \(error)")
         if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
             // Complete requests ahead of the malformed one (a pipeline) are served first; the 400
-            // follows them, then the connection closes. Nothing more is read.
+            // follows them, then the connection closes. Nothing more is read. The malformed
+            // request's own parts (queued after the last complete one) are never dispatched.
+            let lastEnd = self.queuedParts.lastIndex { if case .end = $0 { true } else { false } }
+            self.queuedParts.removeSubrange((lastEnd.map { $0 + 1 } ?? 0)...)
             self.pendingRefusal = reply
             return
         }
@@ -432,6 +435,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.sendLocalReply(refusal, forceClose: true)
             return
         }
+        if summary.upgrade != nil && !self.environment.isHTTP2 {
+            // The request parser stops at an upgrade: this connection serves no further request,
+            // whatever the answer (a local reply too: bytes after the head would only pile up).
+            exchange.keepAlive = false
+        }
         exchange.bodyFraming = Framing.request(summary.framing, isHTTP2: self.environment.isHTTP2)
         exchange.bodyFraming.apply(to: &upstreamHeaders)
         var routedHead = head
@@ -507,8 +515,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             upstreamHeaders.add(name: "x-forwarded-client-cert", value: forwardedClientCert)
         }
         if let upgrade = summary.upgrade {
-            // The request parser stops at an upgrade: this connection serves no further request.
-            exchange.keepAlive = false
             if !self.environment.isHTTP2, !cluster.http2, !upgrade.lowercased().hasPrefix("h2c") {
                 exchange.upgrade = upgrade
                 upstreamHeaders.add(name: "connection", value: "upgrade")
@@ -618,7 +624,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             let framing: Framing
             switch Framing.response(
                 framingHeaders, status: head.status, isHeadRequest: exchange.isHead,
-                clientVersion: self.environment.isHTTP2 ? nil : exchange.requestHead.version
+                clientVersion: self.environment.isHTTP2 ? nil : exchange.requestHead.version, upstreamVersion: head.version
             ) {
             case .success(let decided): framing = decided
             case .failure(let error):

@@ -16,7 +16,8 @@ enum HopByHop {
 
         mutating func record(contentLength value: String) {
             self.contentLengthCount += 1
-            self.contentLength = value
+            // A field value excludes its surrounding whitespace (RFC 9110 §5.5).
+            self.contentLength = String(Substring(value).trimmingASCIISpaces())
         }
 
         mutating func record(transferEncoding value: String) {

@@ -22,6 +22,19 @@ enum RequestHeadCheck {
         if summary.headerCount > Self.maxHeaderCount || summary.headerBytes > Self.maxHeaderBytes {
             return .failure(.headersTooLarge)
         }
+        if isHTTP2 {
+            // RFC 9113 §8.3.1: :method is a token; :path is origin-form, or `*` for OPTIONS.
+            if !Self.isToken(head.method.rawValue) {
+                return .failure(.refused("invalid_method", details: "http2.invalid_method", "invalid :method"))
+            }
+            if head.uri.utf8.first != UInt8(ascii: "/") && head.uri != "*" {
+                return .failure(.refused("invalid_target", details: "http2.invalid_path", ":path must be origin-form"))
+            }
+            if summary.hostCount > 1 {
+                // HTTP2RequestAuthority adds the :authority as a second host when they differ.
+                return .failure(.refused("authority_mismatch", details: "http2.host_differs_from_authority", "host differs from :authority"))
+            }
+        }
         if summary.hostCount > 1 {
             return .failure(.refused("multiple_hosts", details: "http1.invalid_host{multiple}", "more than one host header"))
         }
@@ -47,6 +60,10 @@ enum RequestHeadCheck {
                     )
                 )
             }
+        }
+        if let length = summary.framing.contentLength, !Framing.isDecimal(length) {
+            // Past 2^63-1 a 63-bit parser on the next hop reads another length (or none).
+            return .failure(.refused("content_length", details: "http1.content_length_not_allowed", "invalid content-length"))
         }
         if summary.upgrade != nil, summary.framing.transferEncoding != nil || (summary.framing.contentLength ?? "0") != "0" {
             return .failure(.refused("upgrade_with_body", details: "upgrade_failed", "an upgrade request may not carry a body"))
@@ -85,6 +102,16 @@ enum RequestHeadCheck {
         guard let colon = bytes[hostEnd...].lastIndex(of: UInt8(ascii: ":")) else { return hostEnd == 0 || hostEnd == bytes.count }
         if hostEnd == 0 && bytes[..<colon].contains(UInt8(ascii: ":")) { return false }
         return bytes[(colon + 1)...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// RFC 9110 §5.6.2 `token`: one or more tchar.
+    static func isToken(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
     }
 
     private static let authorityBytes: [Bool] = (0..<256).map { byte in

@@ -18,6 +18,14 @@ public struct ConnectionSetup: Sendable {
     /// HTTP request limits: Envoy's 60 KiB header list; at most 100 headers (Envoy's default).
     static let maxHeaderListSize = 60 * 1024
     static let maxHeaderCount = 100
+    /// The same limits for HTTP/1.1 heads either way: requests from clients, responses from upstreams.
+    static var http1DecoderLimits: NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = Self.maxHeaderListSize
+        limits.maxHeaderFieldSize = Self.maxHeaderListSize
+        limits.maxHeaderFieldCount = Self.maxHeaderCount
+        return limits
+    }
     /// HTTP/2: at most 100 concurrent streams per connection (Envoy's gateway default).
     static let maxConcurrentStreams = 100
 
@@ -176,10 +184,6 @@ public struct ConnectionSetup: Sendable {
     // MARK: - HTTP
 
     static func configureHTTP1(channel: Channel, environment: HTTPProxyEnvironment, idleTimeout: TimeAmount) throws {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = Self.maxHeaderListSize
-        limits.maxHeaderFieldSize = Self.maxHeaderListSize
-        limits.maxHeaderFieldCount = Self.maxHeaderCount
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let sync = channel.pipeline.syncOperations
@@ -187,7 +191,7 @@ public struct ConnectionSetup: Sendable {
         try sync.addHandler(guardHandler)
         try sync.addHandler(
             ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+                HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: Self.http1DecoderLimits)
             )
         )
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
@@ -218,6 +222,7 @@ public struct ConnectionSetup: Sendable {
                 drainer.track(streamChannel)
                 let sync = streamChannel.pipeline.syncOperations
                 try sync.addHandler(TrailersOnlyCoalescer())
+                try sync.addHandler(HTTP2RequestAuthority())
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try sync.addHandler(HTTPProxyHandler(environment: environment, idleTimeout: nil))
             }

@@ -86,7 +86,14 @@ final class LoopPool: @unchecked Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
         // Bytes after a 101 belong to the upgraded protocol: forwarded to the tunnel when the decoder leaves.
-        try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try sync.addHandler(
+            ByteToMessageHandler(
+                HTTPResponseDecoder(
+                    leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
+                    limitConfiguration: ConnectionSetup.http1DecoderLimits
+                )
+            )
+        )
         try sync.addHandler(UpstreamHTTPHandler(key: key))
     }
 
