@@ -10,6 +10,8 @@
 #   --duration S          seconds per normal-traffic run (default 8)
 #   --connections N       wrk connections of normal traffic (default 50)
 #   --attackers N         attacking connections, each a closed loop of crafted requests (default 4)
+#   --attack-rps R        instead: each attacking connection sends R requests per second (h2load
+#                         --h1 --rps), so the attack's volume is fixed and only its cost shows
 #   --event-loops N       Meshgate eventLoops (default 2)
 #
 # Prints one line per run and the medians. Every process it starts is stopped by PID on exit.
@@ -22,6 +24,7 @@ ROUNDS=2
 DURATION=8
 CONNECTIONS=50
 ATTACKERS=4
+ATTACK_RPS=""
 EVENT_LOOPS=2
 # A run of x's, then a y that is not the end: a backtracking engine tries every split of the run.
 CRAFTED="$(printf 'x%.0s' {1..30})yy"
@@ -34,12 +37,14 @@ while [[ $# -gt 0 ]]; do
         --duration) DURATION="$2"; shift 2 ;;
         --connections) CONNECTIONS="$2"; shift 2 ;;
         --attackers) ATTACKERS="$2"; shift 2 ;;
+        --attack-rps) ATTACK_RPS="$2"; shift 2 ;;
         --event-loops) EVENT_LOOPS="$2"; shift 2 ;;
         *) die "unknown option $1 (see the header of this script)" ;;
     esac
 done
 [[ -x "$BIN" ]] || die "no meshgate binary at $BIN (swift build -c release --product meshgate)"
 command -v wrk >/dev/null || die "needs wrk (apt-get install wrk)"
+[[ -z "$ATTACK_RPS" ]] || command -v h2load >/dev/null || die "--attack-rps needs h2load (apt-get install nghttp2-client)"
 
 WORK="$(mktemp -d /tmp/meshgate-regex-dos.XXXXXX)"
 PIDS=()
@@ -137,19 +142,26 @@ PIDS+=($GATEWAY_PID)
 wait_for "gateway readiness" 30 curl -fsS "http://127.0.0.1:$READY/healthz/ready"
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/normal/warm" || die "normal route does not answer"
 
-rate() { sed -nE 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p' "$1"; }
+rate() {   # wrk's Requests/sec, or h2load's "finished in …, N req/s"
+    sed -nE -e 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p' -e 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' "$1"
+}
 normal_run() {   # LOG
     timeout $((DURATION + 30)) wrk -t1 "-c$CONNECTIONS" "-d${DURATION}s" "http://127.0.0.1:$PORT/normal/x" >"$1"
 }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "meshgate: $BIN ($("$BIN" --version 2>/dev/null || echo '?')), eventLoops $EVENT_LOOPS, $(nproc) cores"
-echo "normal: wrk -t1 -c$CONNECTIONS -d${DURATION}s GET /normal/x; attack: wrk -t1 -c$ATTACKERS GET /attack with x-token: $CRAFTED"
+echo "normal: wrk -t1 -c$CONNECTIONS -d${DURATION}s GET /normal/x; attack: ${ATTACK_RPS:+h2load --rps $ATTACK_RPS }-c$ATTACKERS GET /attack with x-token: $CRAFTED"
 # Each round: normal traffic alone; with the attack; with the same attacking connections sending a
 # harmless value (the control: what the extra requests cost, whatever the regex).
 attack_run() {   # ROUND KIND VALUE: normal traffic while attackers send VALUE; prints "normal attack"
-    timeout $((DURATION + 40)) wrk -t1 "-c$ATTACKERS" "-d$((DURATION + 2))s" -H "x-token: $3" \
-        "http://127.0.0.1:$PORT/attack" >"$WORK/$2-attack-$1.log" &
+    if [[ -n "$ATTACK_RPS" ]]; then
+        timeout $((DURATION + 40)) h2load --h1 -t1 "-c$ATTACKERS" "--rps=$ATTACK_RPS" "-D$((DURATION + 2))" \
+            -H "x-token: $3" "http://127.0.0.1:$PORT/attack" >"$WORK/$2-attack-$1.log" &
+    else
+        timeout $((DURATION + 40)) wrk -t1 "-c$ATTACKERS" "-d$((DURATION + 2))s" -H "x-token: $3" \
+            "http://127.0.0.1:$PORT/attack" >"$WORK/$2-attack-$1.log" &
+    fi
     local attack_pid=$!
     sleep 1   # the attack is under way before normal traffic is measured
     normal_run "$WORK/$2-$1.log"

@@ -96,6 +96,7 @@ enum RequestHeadCheck {
     /// and a port of digits only. No `@` (user info), `/`, `%` escapes, spaces or controls.
     static func isValidAuthority(_ value: String) -> Bool {
         guard !value.isEmpty, value.utf8.allSatisfy({ Self.authorityBytes[Int($0)] }) else { return false }
+        if !value.utf8.contains(UInt8(ascii: ":")) { return true }  // the usual case: a host name
         let bytes = Array(value.utf8)
         // The port follows the last ':' outside an IP-literal's brackets.
         let hostEnd = bytes.first == UInt8(ascii: "[") ? (bytes.firstIndex(of: UInt8(ascii: "]")).map { $0 + 1 } ?? bytes.count) : 0

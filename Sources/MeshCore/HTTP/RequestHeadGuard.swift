@@ -20,7 +20,11 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     private let timeout: TimeAmount
     private var context: ChannelHandlerContext?
+    /// At most one timer per connection, re-armed lazily: a request's head only records when it
+    /// started, so keep-alive traffic schedules and cancels nothing per request.
     private var timer: Scheduled<Void>?
+    /// When the head being read started; nil between heads' ends and the next read.
+    private var headStarted: NIODeadline?
     /// The decoder is between requests: the next byte starts a head.
     private var awaitingHead = true
     private var firstRead = true
@@ -46,13 +50,25 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
         }
-        if self.awaitingHead && self.timer == nil {
-            self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeout) {
-                self.timer = nil
-                self.context?.fireErrorCaught(HeadersTimeout())
-            }
+        if self.awaitingHead && self.headStarted == nil {
+            self.headStarted = context.eventLoop.now
+            if self.timer == nil { self.arm(context, in: self.timeout) }
         }
         context.fireChannelRead(data)
+    }
+
+    /// When the timer fires, the head being read (if any) either is late, or gets the rest of its time.
+    private func arm(_ context: ChannelHandlerContext, in delay: TimeAmount) {
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.timer = nil
+            guard let started = self.headStarted, let context = self.context else { return }
+            let remaining = started + self.timeout - context.eventLoop.now
+            if remaining > .zero {
+                self.arm(context, in: remaining)
+            } else {
+                context.fireErrorCaught(HeadersTimeout())
+            }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -63,7 +79,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     /// The decoder produced a request head: its deadline is met.
     func headReceived() {
         self.awaitingHead = false
-        self.disarm()
+        self.headStarted = nil
     }
 
     /// A request ended: the next byte read starts the next head's deadline.
