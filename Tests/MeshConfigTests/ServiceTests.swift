@@ -248,7 +248,11 @@ import Testing
               - name: v2
                 labels: {version: v2}
             """)
-        #expect(result.diagnostics.isEmpty, "\(result.lines)")
+        // Read, and said not to be acted on yet (never dropped in silence).
+        #expect(result.lines == [
+            "conf/test.yaml:41: warning: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.simple: RANDOM is not supported yet; round robin applies",
+            "conf/test.yaml:43: warning: DestinationRule/reviews.spec.trafficPolicy.connectionPool.tcp.maxConnections: not supported yet; ignored (no connection limit applies)",
+        ])
         let rule = try #require(result.configuration?.destinationRules.first)
         #expect(rule.host == "reviews.default.svc.cluster.local")
         #expect(rule.trafficPolicy == TrafficPolicy(

@@ -75,9 +75,13 @@ enum DestinationRuleDecoder {
             }
             portLevel[number] = self.trafficPolicy(entry)
         }
+        // Read so that a bad value is still an error, but not acted on yet (the next issue's circuit
+        // breakers and balancing algorithms): said, not dropped in silence.
+        let maxConnections = tcp?.int("maxConnections", in: 1...Int(Int32.max))
+        if maxConnections != nil { tcp?["maxConnections"]?.warning("not supported yet; ignored (no connection limit applies)") }
         return TrafficPolicy(
             connectTimeout: tcp?["connectTimeout"].flatMap(self.connectTimeout),
-            maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
+            maxConnections: maxConnections,
             maxRequestsPerConnection: http?.int("maxRequestsPerConnection", in: 0...Int(Int32.max)),
             upstreamIdleTimeout: http?.duration("idleTimeout"),
             h2UpgradePolicy: http?["h2UpgradePolicy"]?.oneOf(
@@ -128,8 +132,12 @@ enum DestinationRuleDecoder {
         guard let text = field.string() else { return nil }
         switch text {
         case "ROUND_ROBIN": return .roundRobin
-        case "RANDOM": return .random
-        case "LEAST_REQUEST", "LEAST_CONN": return .leastRequest
+        case "RANDOM":
+            field.warning("RANDOM is not supported yet; round robin applies")
+            return .random
+        case "LEAST_REQUEST", "LEAST_CONN":
+            field.warning("\(text) is not supported yet; round robin applies")
+            return .leastRequest
         case "UNSPECIFIED": return nil
         case "PASSTHROUGH":
             field.warning("PASSTHROUGH is not supported yet; ignored (the default balancing applies)")
