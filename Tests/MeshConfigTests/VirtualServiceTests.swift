@@ -361,7 +361,60 @@ import Testing
             "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].retries: not supported yet; ignored",
             "conf/reviews.yaml:14: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
             "conf/reviews.yaml:16: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
-            "conf/reviews.yaml:18: warning: VirtualService/reviews.spec.http[1].redirect: not supported yet; ignored",
+        ])
+    }
+
+    @Test func redirectAndDirectResponseAreRoutesOfTheirOwn() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - match: [{uri: {exact: /v1/getProductRatings}}]
+                redirect: {uri: /v1/bookRatings, authority: newratings.default.svc.cluster.local, derivePort: FROM_REQUEST_PORT, redirectCode: 302}
+              - match: [{uri: {prefix: /down}}]
+                directResponse: {status: 503, body: {string: "down for maintenance"}}
+              - match: [{uri: {prefix: /bytes}}]
+                directResponse: {status: 200, body: {bytes: "aGVsbG8="}}
+              - redirect: {scheme: https, port: 8443}
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/reviews.yaml") } == [])
+        let http = try #require(result.configuration?.virtualServices.first?.http)
+        #expect(http[0].redirect == HTTPRedirect(uri: "/v1/bookRatings", authority: "newratings.default.svc.cluster.local", derivePort: .fromRequestPort, redirectCode: 302))
+        #expect(http[0].route.isEmpty)
+        #expect(http[1].directResponse == HTTPDirectResponse(status: 503, body: Array("down for maintenance".utf8)))
+        #expect(http[2].directResponse == HTTPDirectResponse(status: 200, body: Array("hello".utf8)))
+        #expect(http[3].redirect == HTTPRedirect(port: 8443, scheme: "https"))
+    }
+
+    @Test func badRedirectsAndDirectResponsesAreNamedAtTheirLine() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - redirect: {redirectCode: 302}
+              - redirect: {uri: v2, port: 80, derivePort: FROM_REQUEST_PORT}
+              - redirect: {uri: /x, redirectCode: 200}
+              - directResponse: {status: 99}
+              - directResponse: {status: 200, body: {bytes: "%%%"}}
+              - directResponse: {body: {string: x}}
+              - redirect: {uri: /x}
+                directResponse: {status: 200}
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/reviews.yaml") } == [
+            "conf/reviews.yaml:7: error: VirtualService/reviews.spec.http[0].redirect: a redirect needs uri, authority, scheme, port or derivePort: without one it points back at the request",
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[1].redirect: a redirect has either port or derivePort, not both",
+            "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[1].redirect.uri: redirect.uri must start with /, not \"v2\"",
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[2].redirect.redirectCode: redirectCode 200 is not a redirect; expected 301, 302, 303, 307 or 308",
+            "conf/reviews.yaml:10: error: VirtualService/reviews.spec.http[3].directResponse.status: 99 is out of range 200..599",
+            "conf/reviews.yaml:11: error: VirtualService/reviews.spec.http[4].directResponse.body.bytes: body.bytes must be base64",
+            "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[5].directResponse.status: required field is missing",
+            "conf/reviews.yaml:13: error: VirtualService/reviews.spec.http[6]: an http route has either redirect or directResponse, not both",
         ])
     }
 

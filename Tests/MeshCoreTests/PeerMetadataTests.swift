@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import MeshConfig
 @testable import MeshCore
 
 /// The peer metadata exchange against frames built by hand from the layout in istio/proxy's

@@ -1,9 +1,11 @@
 """VirtualService http route actions beyond the destination: `rewrite` (uri, with Istio's prefix
-semantics, and authority), `headers` (request and response set/add/remove) and `timeout` (504 UT when
-the upstream is too slow), with curl through the real gateway to the sample app, which logs each
-request line it receives."""
+semantics, and authority), `headers` (request and response set/add/remove), `timeout` (504 UT when
+the upstream is too slow), and the routes that answer themselves, `redirect` and `directResponse`,
+with curl through the real gateway to the sample app, which logs each request line it receives."""
 
 from __future__ import annotations
+
+import subprocess
 
 from conftest import Mesh, curl, documents, free_port, gateway_yaml, resource_yaml, wait_until
 
@@ -36,6 +38,18 @@ ROUTES = """\
         set: {x-served-by: meshgate}
         remove: [x-version]
     route: [{destination: {host: httpbin}}]
+  - match:
+    - uri: {exact: /v1/getProductRatings}
+    redirect: {uri: /v1/bookRatings, authority: bookratings.example}
+  - match:
+    - uri: {prefix: /moved}
+    redirect: {scheme: https, derivePort: FROM_REQUEST_PORT, redirectCode: 308}
+  - match:
+    - uri: {prefix: /maintenance}
+    directResponse: {status: 503, body: {string: "down for maintenance"}}
+  - match:
+    - uri: {prefix: /teapot}
+    directResponse: {status: 418}
   - route: [{destination: {host: httpbin}}]
 """
 
@@ -84,3 +98,28 @@ def test_header_operations_apply_to_the_request_and_the_response(mesh: Mesh):
     # Other routes are untouched.
     plain = curl(gw.url("/headers"), "-H", "x-secret: s")
     assert plain.json()["headers"]["x-secret"] == "s" and "x-version" in plain.headers
+
+
+def test_redirect_and_direct_response_answer_without_any_upstream(mesh: Mesh):
+    gw, app = gateway(mesh)
+    port = gw.ports["http"]
+    moved = curl(gw.url("/v1/getProductRatings?id=7"), "-H", f"Host: ratings.example:{port}")
+    assert moved.status == 301, moved.headers
+    # The authority replaces the whole host (with its port); the path is replaced, the query kept.
+    assert moved.headers["location"] == "http://bookratings.example/v1/bookRatings?id=7"
+    assert moved.headers["x-meshgate-details"] == "direct_response" and moved.body == b""
+    upgraded = curl(gw.url("/moved/here?x=1"), "-H", "Host: shop.example")
+    assert upgraded.status == 308
+    assert upgraded.headers["location"] == f"https://shop.example:{port}/moved/here?x=1"
+    down = curl(gw.url("/maintenance"))
+    assert (down.status, down.text, down.headers["content-type"]) == (503, "down for maintenance", "text/plain")
+    teapot = curl(gw.url("/teapot"), "-X", "POST", "-d", "tea")
+    assert (teapot.status, teapot.body, teapot.headers["content-length"]) == (418, b"", "0")
+    # Keep-alive survives a local answer: curl sends two requests on one connection.
+    both = subprocess.run(["curl", "-sS", "-w", "%{http_code} %{num_connects}\\n", "-o", "/dev/null", gw.url("/teapot"),
+                           "-o", "/dev/null", gw.url("/maintenance")], capture_output=True, text=True, timeout=20)
+    assert both.stdout.split("\n")[:2] == ["418 1", "503 0"], both.stdout
+    # None of it reached the app; a plain route still does.
+    assert curl(gw.url("/status/200")).status == 200
+    wait_until(lambda: len(app.requests()) >= 1, 10, "the app to log the plain request")
+    assert app.requests() == ["GET /status/200"]

@@ -2,15 +2,18 @@
 /// with its place for validation.
 struct VirtualServiceDecoder {
     static let spec = Schema(["hosts", "gateways", "http", "tcp", "tls"], unsupported: ["exportTo"])
-    /// HTTP route actions other than `route`: valid, not run yet.
+    /// HTTP route actions other than `route`: the proxy answers itself.
     static let otherActions: Set = ["redirect", "directResponse"]
     static let httpRoute = Schema(
-        ["name", "match", "route", "rewrite", "timeout", "headers", "delegate"],
-        unsupported: otherActions.union([
+        ["name", "match", "route", "rewrite", "timeout", "headers", "delegate", "redirect", "directResponse"],
+        unsupported: [
             "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
             "mirror_percent", "corsPolicy",
-        ])
+        ]
     )
+    static let redirect = Schema(["uri", "authority", "port", "derivePort", "scheme", "redirectCode"])
+    static let directResponse = Schema(["status", "body"])
+    static let httpBody = Schema(["string", "bytes"])
     static let delegate = Schema(["name", "namespace"])
     static let headers = Schema(["request", "response"])
     static let headerOperations = Schema(["set", "add", "remove"])
@@ -141,7 +144,11 @@ struct VirtualServiceDecoder {
             }
         } else if Self.otherActions.allSatisfy({ route[$0] == nil }) {
             route.field.error("an http route needs route (or redirect, directResponse or delegate)")
+        } else if route["redirect"] != nil && route["directResponse"] != nil {
+            route.field.error("an http route has either redirect or directResponse, not both")
         }
+        let redirect = route.map("redirect", Self.redirect).map(Self.redirect)
+        let directResponse = route.map("directResponse", Self.directResponse).flatMap(Self.directResponse)
         let rewrite = route.map("rewrite", Self.rewrite).map { rewrite in
             HTTPRewrite(uri: rewrite.string("uri"), authority: rewrite.string("authority"))
         }
@@ -153,8 +160,64 @@ struct VirtualServiceDecoder {
             name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: route.duration("timeout"),
             requestHeaders: headers?.map("request", Self.headerOperations).map(self.headerOperations),
             responseHeaders: headers?.map("response", Self.headerOperations).map(self.headerOperations),
-            delegate: delegate, location: route.location
+            delegate: delegate, redirect: redirect, directResponse: directResponse, location: route.location
         )
+    }
+
+    /// `redirect`: at least one of `uri`, `authority`, `scheme`, `port`, `derivePort` (else it would
+    /// send the client back where it came from); `port` and `derivePort` exclude each other.
+    private static func redirect(_ redirect: MapReader) -> HTTPRedirect {
+        if ["uri", "authority", "scheme", "port", "derivePort"].allSatisfy({ redirect[$0] == nil }) {
+            redirect.field.error("a redirect needs uri, authority, scheme, port or derivePort: without one it points back at the request")
+        }
+        if redirect["port"] != nil && redirect["derivePort"] != nil {
+            redirect.field.error("a redirect has either port or derivePort, not both")
+        }
+        let uri = redirect.string("uri")
+        if let uri, !uri.hasPrefix("/") {
+            redirect["uri"]?.error("redirect.uri must start with /, not \"\(uri)\"")
+        }
+        if let authority = redirect.string("authority"), authority.isEmpty || authority.contains(where: { " /?#@".contains($0) }) {
+            redirect["authority"]?.error("redirect.authority must be a host name (and port), not \"\(authority)\"")
+        }
+        let scheme = redirect.string("scheme")
+        if let scheme, scheme.isEmpty || !scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) || !(scheme.first?.isLetter ?? false) {
+            redirect["scheme"]?.error("redirect.scheme must be a URI scheme such as http or https, not \"\(scheme)\"")
+        }
+        let code = redirect["redirectCode"]?.int()
+        if let code, ![301, 302, 303, 307, 308].contains(code) {
+            redirect["redirectCode"]?.error("redirectCode \(code) is not a redirect; expected 301, 302, 303, 307 or 308")
+        }
+        return HTTPRedirect(
+            uri: uri, authority: redirect.string("authority"), port: redirect["port"]?.port(),
+            derivePort: redirect["derivePort"]?.oneOf(
+                ["FROM_PROTOCOL_DEFAULT": HTTPRedirect.DerivePort.fromProtocolDefault, "FROM_REQUEST_PORT": .fromRequestPort]
+            ) ?? .fromProtocolDefault,
+            scheme: scheme?.lowercased(), redirectCode: code.flatMap { [301, 302, 303, 307, 308].contains($0) ? $0 : nil } ?? 301
+        )
+    }
+
+    /// `directResponse`: a status (200–599, as Istio validates) and an optional `body.string` or
+    /// `body.bytes` (base64).
+    private static func directResponse(_ response: MapReader) -> HTTPDirectResponse? {
+        guard let status = response.required("status")?.int(in: 200...599) else { return nil }
+        guard let bodyField = response["body"], let body = bodyField.map(Self.httpBody) else {
+            return HTTPDirectResponse(status: status)
+        }
+        if body["string"] != nil && body["bytes"] != nil {
+            bodyField.error("a direct response body has either string or bytes, not both")
+        }
+        if let text = body.string("string") {
+            return HTTPDirectResponse(status: status, body: Array(text.utf8))
+        }
+        if let encoded = body.string("bytes") {
+            guard let data = Base64.decode(encoded) else {
+                body["bytes"]?.error("body.bytes must be base64")
+                return nil
+            }
+            return HTTPDirectResponse(status: status, body: data)
+        }
+        return HTTPDirectResponse(status: status)
     }
 
     /// `delegate: {name, namespace}` (the namespace defaults to this VirtualService's). Istio

@@ -249,11 +249,55 @@ public struct DelegateReference: Sendable, Hashable {
     public var qualifiedName: String { "\(self.namespace)/\(self.name)" }
 }
 
+/// `http[].redirect`: answered by the proxy with a `location` built from the request and these.
+public struct HTTPRedirect: Sendable, Hashable {
+    /// How the port of the `location` is chosen when `port` is not given.
+    public enum DerivePort: Sendable, Hashable {
+        /// The scheme's default port: no port in the `location` (Envoy's default).
+        case fromProtocolDefault
+        /// The port the request arrived on.
+        case fromRequestPort
+    }
+
+    /// Replaces the path (and the query, when it has one).
+    public var uri: String?
+    public var authority: String?
+    public var port: Int?
+    public var derivePort: DerivePort
+    public var scheme: String?
+    /// 301 (Istio's default), 302, 303, 307 or 308.
+    public var redirectCode: Int
+
+    public init(uri: String? = nil, authority: String? = nil, port: Int? = nil, derivePort: DerivePort = .fromProtocolDefault, scheme: String? = nil, redirectCode: Int = 301) {
+        self.uri = uri
+        self.authority = authority
+        self.port = port
+        self.derivePort = derivePort
+        self.scheme = scheme
+        self.redirectCode = redirectCode
+    }
+}
+
+/// `http[].directResponse`: a fixed answer with no upstream.
+public struct HTTPDirectResponse: Sendable, Hashable {
+    public var status: Int
+    /// `body.string`, or `body.bytes` decoded from base64.
+    public var body: [UInt8]
+
+    public init(status: Int, body: [UInt8] = []) {
+        self.status = status
+        self.body = body
+    }
+}
+
 public struct HTTPRoute: Sendable, Hashable {
     public var name: String?
     /// OR'ed; empty matches every request.
     public var match: [HTTPMatchRequest]
+    /// Where requests go; empty when the route answers itself (`redirect`, `directResponse`).
     public var route: [RouteDestination]
+    public var redirect: HTTPRedirect?
+    public var directResponse: HTTPDirectResponse?
     /// Set only as decoded: validation splices the delegate's routes in place of this route, so a
     /// validated ``MeshConfiguration`` has no delegating route left.
     public var delegate: DelegateReference?
@@ -269,11 +313,14 @@ public struct HTTPRoute: Sendable, Hashable {
     public init(
         name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], rewrite: HTTPRewrite? = nil,
         timeout: Duration? = nil, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil,
-        delegate: DelegateReference? = nil, location: SourceLocation? = nil
+        delegate: DelegateReference? = nil, redirect: HTTPRedirect? = nil, directResponse: HTTPDirectResponse? = nil,
+        location: SourceLocation? = nil
     ) {
         self.name = name
         self.match = match
         self.route = route
+        self.redirect = redirect
+        self.directResponse = directResponse
         self.delegate = delegate
         self.rewrite = rewrite
         self.timeout = timeout

@@ -471,6 +471,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         exchange.record.routeName = route.name
+        if let reply = route.directResponse {
+            self.sendLocalReply(reply)
+            return
+        }
+        if let redirect = route.redirect {
+            let origin = LocalReply.RedirectRequest(
+                scheme: self.environment.scheme, host: request.authority, target: routedHead.uri, listenerPort: self.environment.port
+            )
+            self.sendLocalReply(.redirect(redirect, request: origin))
+            return
+        }
         let cluster: Cluster
         switch route.destinations.pickTarget() {
         case .cluster(let picked)?:
@@ -890,11 +901,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.responseCode = Int(reply.status.code)
         exchange.record.responseFlags = reply.flags
         exchange.record.responseCodeDetails = reply.details
-        exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.utf8.count
+        exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.count
         context.write(self.wrapOutboundOut(.head(reply.head(version: exchange.requestHead.version, close: close))), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
-            var buffer = context.channel.allocator.buffer(capacity: reply.body.utf8.count)
-            buffer.writeString(reply.body)
+            let buffer = context.channel.allocator.buffer(bytes: reply.body)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)

@@ -9,11 +9,24 @@ public struct LocalReply: Sendable, Equatable {
     public var flags: String
     /// Envoy's `%RESPONSE_CODE_DETAILS%` (`route_not_found`, …).
     public var details: String
-    public var body: String
+    public var body: [UInt8]
     /// A `location` header (redirects).
     public var location: String? = nil
     /// For a request refused as bad input: the `reason` label of `meshgate_downstream_rejected_total`.
     public var rejected: String? = nil
+
+    public init(status: HTTPResponseStatus, flags: String, details: String, bytes: [UInt8], location: String? = nil, rejected: String? = nil) {
+        self.status = status
+        self.flags = flags
+        self.details = details
+        self.body = bytes
+        self.location = location
+        self.rejected = rejected
+    }
+
+    public init(status: HTTPResponseStatus, flags: String, details: String, body: String, location: String? = nil, rejected: String? = nil) {
+        self.init(status: status, flags: flags, details: details, bytes: Array(body.utf8), location: location, rejected: rejected)
+    }
 
     public static let noRoute = LocalReply(status: .notFound, flags: "NR", details: "route_not_found", body: "")
 
@@ -115,7 +128,7 @@ public struct LocalReply: Sendable, Equatable {
     func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(6)
-        headers.add(name: "content-length", value: String(self.body.utf8.count))
+        headers.add(name: "content-length", value: String(self.body.count))
         if !self.body.isEmpty {
             headers.add(name: "content-type", value: "text/plain")
         }

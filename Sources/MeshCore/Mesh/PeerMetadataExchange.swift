@@ -1,3 +1,5 @@
+import MeshConfig
+
 /// Istio's peer metadata exchange, wire-compatible with `istio/proxy`'s metadata_exchange filters.
 /// Pure: bytes and header values in, ``PeerMetadata`` out.
 ///

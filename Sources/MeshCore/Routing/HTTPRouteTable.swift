@@ -76,6 +76,10 @@ public struct CompiledHTTPRoute: Sendable {
     /// `headers.request` / `headers.response`, when the rule has them.
     public var requestHeaders: HeaderOperations? = nil
     public var responseHeaders: HeaderOperations? = nil
+    /// `redirect`: answered with a `location` made from each request.
+    public var redirect: HTTPRedirect? = nil
+    /// `directResponse`, compiled to its reply.
+    public var directResponse: LocalReply? = nil
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }

@@ -175,6 +175,8 @@ public struct SnapshotCompiler {
                 compiled.timeout = route.timeout.map(TimeAmount.init)
                 compiled.requestHeaders = route.requestHeaders
                 compiled.responseHeaders = route.responseHeaders
+                compiled.redirect = route.redirect
+                compiled.directResponse = route.directResponse.map(LocalReply.directResponse)
                 routes.append(compiled)
             } catch {
                 self.diagnostics.append(Diagnostic(.error, at: route.location, path: path, "\(error)"))

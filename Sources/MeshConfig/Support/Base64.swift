@@ -1,6 +1,6 @@
-/// Standard base64 (RFC 4648 §4, with padding), as Envoy writes `x-envoy-peer-metadata`. MeshCore
-/// does not import Foundation, so this small codec lives here.
-enum Base64 {
+/// Standard base64 (RFC 4648 §4, with padding), as Envoy writes `x-envoy-peer-metadata` and Istio
+/// reads `directResponse.body.bytes`. Meshgate does not import Foundation, so this small codec lives here.
+public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     private static let values: [UInt8] = {
@@ -9,7 +9,7 @@ enum Base64 {
         return table
     }()
 
-    static func encode(_ bytes: some Collection<UInt8>) -> String {
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
         let bytes = Array(bytes)
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
@@ -28,7 +28,7 @@ enum Base64 {
 
     /// The bytes of `text`, with or without its `=` padding; nil for any other character or a
     /// length no encoder produces.
-    static func decode(_ text: some StringProtocol) -> [UInt8]? {
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         var characters = Array(text.utf8)
         if characters.count % 4 == 0, characters.last == UInt8(ascii: "=") {
             characters.removeLast()
