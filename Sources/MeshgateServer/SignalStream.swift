@@ -1,4 +1,4 @@
-import Dispatch
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -14,36 +14,54 @@ enum ProcessSignal: Sendable {
     case fastStop
 }
 
-/// Delivers SIGHUP / SIGTERM / SIGINT as an AsyncStream, via Dispatch signal sources.
+/// Delivers SIGHUP / SIGTERM / SIGINT as an AsyncStream.
+///
+/// A self-pipe, not Dispatch signal sources: `make()` installs the handlers before it returns, so a
+/// signal sent from then on is never lost. (A Dispatch source arms itself later, on Dispatch's
+/// manager thread; the `SIG_IGN` it needs meanwhile dropped a SIGHUP sent in that window.) The
+/// handler only writes the signal's number to the pipe (async-signal-safe); a thread reads the
+/// pipe and yields the events.
 enum SignalStream {
+    /// The pipe's write end, set before any handler is installed.
+    nonisolated(unsafe) private static var writeEnd: Int32 = -1
+
+    private static let mapping: [(Int32, ProcessSignal)] = [(SIGHUP, .reload), (SIGTERM, .drain), (SIGINT, .fastStop)]
+
     static func make() -> AsyncStream<ProcessSignal> {
-        AsyncStream { continuation in
-            let mapping: [(Int32, ProcessSignal)] = [(SIGHUP, .reload), (SIGTERM, .drain), (SIGINT, .fastStop)]
-            let queue = DispatchQueue(label: "meshgate.signals")
-            var sources: [DispatchSourceSignal] = []
-            for (number, event) in mapping {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { continuation.yield(event) }
-                source.resume()
-                sources.append(source)
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { fatalError("signal pipe: \(String(cString: strerror(errno)))") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        // A full pipe (signals nobody reads yet) drops the extra byte instead of blocking the handler.
+        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+        Self.writeEnd = ends[1]
+        for (number, _) in Self.mapping {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(SignalStream.writeEnd, &byte, 1)
             }
-            let held = SignalSources(sources: sources)
-            continuation.onTermination = { _ in held.cancelAll() }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(number, &action, nil)
         }
-    }
-}
-
-/// The signal sources, kept alive by the stream and cancelled with it. Dispatch sources are
-/// thread-safe; they only lack the annotation.
-private final class SignalSources: @unchecked Sendable {
-    let sources: [DispatchSourceSignal]
-
-    init(sources: [DispatchSourceSignal]) {
-        self.sources = sources
-    }
-
-    func cancelAll() {
-        for source in self.sources { source.cancel() }
+        let readEnd = ends[0]
+        let (stream, continuation) = AsyncStream<ProcessSignal>.makeStream()
+        let reader = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(readEnd, &byte, 1)
+                if count == 1 {
+                    if let event = Self.mapping.first(where: { $0.0 == Int32(byte) })?.1 { continuation.yield(event) }
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    continuation.finish()
+                    return
+                }
+            }
+        }
+        reader.name = "meshgate.signals"
+        reader.start()
+        return stream
     }
 }

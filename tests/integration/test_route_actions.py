@@ -47,6 +47,7 @@ ROUTES = """\
   - match:
     - uri: {prefix: /maintenance}
     directResponse: {status: 503, body: {string: "down for maintenance"}}
+    headers: {response: {set: {retry-after: "120", content-type: text/html}}}
   - match:
     - uri: {prefix: /teapot}
     directResponse: {status: 418}
@@ -112,7 +113,9 @@ def test_redirect_and_direct_response_answer_without_any_upstream(mesh: Mesh):
     assert upgraded.status == 308
     assert upgraded.headers["location"] == f"https://shop.example:{port}/moved/here?x=1"
     down = curl(gw.url("/maintenance"))
-    assert (down.status, down.text, down.headers["content-type"]) == (503, "down for maintenance", "text/plain")
+    # The route's headers.response apply to its own answer (set replaces the default content-type).
+    assert (down.status, down.text, down.headers["content-type"]) == (503, "down for maintenance", "text/html")
+    assert down.headers["retry-after"] == "120"
     teapot = curl(gw.url("/teapot"), "-X", "POST", "-d", "tea")
     assert (teapot.status, teapot.body, teapot.headers["content-length"]) == (418, b"", "0")
     # Keep-alive survives a local answer: curl sends two requests on one connection.

@@ -471,15 +471,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         exchange.record.routeName = route.name
+        // A route's own answers carry its `headers.response`, as Envoy's direct-response entries do.
         if let reply = route.directResponse {
-            self.sendLocalReply(reply)
+            self.sendLocalReply(reply, responseHeaders: route.responseHeaders)
             return
         }
         if let redirect = route.redirect {
             let origin = LocalReply.RedirectRequest(
                 scheme: self.environment.scheme, host: request.authority, target: routedHead.uri, listenerPort: self.environment.port
             )
-            self.sendLocalReply(.redirect(redirect, request: origin))
+            self.sendLocalReply(.redirect(redirect, request: origin), responseHeaders: route.responseHeaders)
             return
         }
         let cluster: Cluster
@@ -874,7 +875,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
+    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false, responseHeaders: HeaderOperations? = nil) {
         guard let context = self.context else { return }
         let exchange = self.exchange ?? Exchange(
             requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false,
@@ -902,7 +903,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.responseFlags = reply.flags
         exchange.record.responseCodeDetails = reply.details
         exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.count
-        context.write(self.wrapOutboundOut(.head(reply.head(version: exchange.requestHead.version, close: close))), promise: nil)
+        var head = reply.head(version: exchange.requestHead.version, close: close)
+        responseHeaders?.apply(to: &head.headers)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             let buffer = context.channel.allocator.buffer(bytes: reply.body)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
