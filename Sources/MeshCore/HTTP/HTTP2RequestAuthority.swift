@@ -33,8 +33,9 @@ final class HTTP2RequestAuthority: ChannelInboundHandler, RemovableChannelHandle
 
     /// The request head's headers to pass on instead, or nil to pass it as it came.
     static func reconciled(_ headers: HPACKHeaders) -> HPACKHeaders? {
+        // The usual request has no `host`: a lookup, nothing allocated.
+        guard headers.contains(name: "host") else { return nil }
         let hosts = headers[canonicalForm: "host"]
-        guard !hosts.isEmpty else { return nil }
         guard let authority = headers.first(name: ":authority") else {
             guard hosts.count == 1 else { return nil }  // two hosts: RequestHeadCheck refuses them
             // Pseudo-headers stay in front of the regular ones.
@@ -50,9 +51,13 @@ final class HTTP2RequestAuthority: ChannelInboundHandler, RemovableChannelHandle
             if !inserted { result.add(name: ":authority", value: String(hosts[0])) }
             return result
         }
-        guard hosts.contains(where: { $0.lowercased() != authority.lowercased() }) else { return nil }
+        guard hosts.contains(where: { !$0.utf8.elementsEqual(authority.utf8, by: Self.equalIgnoringASCIICase) }) else { return nil }
         var result = headers
         result.add(name: "host", value: authority)
         return result
+    }
+
+    private static func equalIgnoringASCIICase(_ a: UInt8, _ b: UInt8) -> Bool {
+        a == b || ((a | 0x20) == (b | 0x20) && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
     }
 }

@@ -58,8 +58,7 @@ extension LocalReply {
 
     /// `host[:port]` (an IP-literal in brackets keeps its colons).
     private static func splitPort(_ authority: String) -> (host: String, port: Int?) {
-        let hostEnd = authority.hasPrefix("[") ? authority.firstIndex(of: "]").map(authority.index(after:)) ?? authority.endIndex : authority.startIndex
-        guard let colon = authority[hostEnd...].lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) else {
+        guard let colon = RouteRequest.portColon(authority[...]), let port = Int(authority[authority.index(after: colon)...]) else {
             return (authority, nil)
         }
         return (String(authority[..<colon]), port)

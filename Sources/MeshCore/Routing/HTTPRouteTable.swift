@@ -39,13 +39,19 @@ public struct RouteRequest {
     /// `Example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
     static func hostWithoutPort(_ authority: String) -> Substring {
         var host = authority[...]
-        if let colon = host.lastIndex(of: ":"), !host.utf8[colon...].contains(UInt8(ascii: "]")) {
+        if let colon = Self.portColon(host) {
             host = host[..<colon]
         }
         if host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
             return host.lowercased()[...]
         }
         return host
+    }
+
+    /// Where `host[:port]`'s port begins: its last `:` outside an IP-literal's brackets.
+    static func portColon(_ authority: Substring) -> Substring.Index? {
+        guard let colon = authority.lastIndex(of: ":"), !authority.utf8[colon...].contains(UInt8(ascii: "]")) else { return nil }
+        return colon
     }
 
     /// The value of query parameter `name`, if present.
