@@ -68,7 +68,7 @@ struct FramingTests {
 
     @Test func hostsMustBeOneAndValid() {
         #expect(self.refusal(self.check([("Host", "a"), ("Host", "a")]))! == (400, "multiple_hosts"))
-        for bad in ["a b", "a/b", "user@a", "a\\b", "<a>", "", "gw:abc", "gw%00", "a:1:2", "[::1]x"] {
+        for bad in ["a b", "a/b", "user@a", "a\\b", "<a>", "", "gw:abc", "gw%00", "a:1:2", "[::1]x", "[::1", "a]:80", "[::1]:8:0", "[a]b:1"] {
             #expect(self.refusal(self.check([("Host", bad)]))! == (400, "invalid_host"), "\(bad)")
         }
         for good in ["a.example.com:8080", "[::1]:80", "[::1]", "xn--bcher-kva.example", "10.0.0.1", "a:"] {

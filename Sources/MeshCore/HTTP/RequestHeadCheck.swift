@@ -96,13 +96,19 @@ enum RequestHeadCheck {
     /// and a port of digits only. No `@` (user info), `/`, `%` escapes, spaces or controls.
     static func isValidAuthority(_ value: String) -> Bool {
         guard !value.isEmpty, value.utf8.allSatisfy({ Self.authorityBytes[Int($0)] }) else { return false }
-        if !value.utf8.contains(UInt8(ascii: ":")) { return true }  // the usual case: a host name
-        let bytes = Array(value.utf8)
+        let bytes = value.utf8
+        guard let lastColon = bytes.lastIndex(of: UInt8(ascii: ":")) else { return true }  // the usual case: a host name
         // The port follows the last ':' outside an IP-literal's brackets.
-        let hostEnd = bytes.first == UInt8(ascii: "[") ? (bytes.firstIndex(of: UInt8(ascii: "]")).map { $0 + 1 } ?? bytes.count) : 0
-        guard let colon = bytes[hostEnd...].lastIndex(of: UInt8(ascii: ":")) else { return hostEnd == 0 || hostEnd == bytes.count }
-        if hostEnd == 0 && bytes[..<colon].contains(UInt8(ascii: ":")) { return false }
-        return bytes[(colon + 1)...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        var hostEnd = bytes.startIndex
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            hostEnd = bytes.index(after: close)
+            if hostEnd == bytes.endIndex { return true }
+            guard bytes[hostEnd] == UInt8(ascii: ":"), lastColon == hostEnd else { return false }
+        } else if bytes.firstIndex(of: UInt8(ascii: ":")) != lastColon || bytes.contains(UInt8(ascii: "[")) || bytes.contains(UInt8(ascii: "]")) {
+            return false
+        }
+        return bytes[bytes.index(after: lastColon)...].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     /// RFC 9110 §5.6.2 `token`: one or more tchar.
