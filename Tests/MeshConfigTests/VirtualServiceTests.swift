@@ -358,8 +358,6 @@ import Testing
             "conf/reviews.yaml:8: error: VirtualService/reviews.spec.http[0]: an http route needs route (or redirect, directResponse or delegate)",
             "conf/reviews.yaml:10: warning: VirtualService/reviews.spec.http[0].match[0].sourceLabels: not supported yet; ignored",
             "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[0].rewrite: rewrite.uri must start with /, not \"v1\"",
-            "conf/reviews.yaml:13: warning: VirtualService/reviews.spec.http[0].retries: not supported yet; ignored",
-            "conf/reviews.yaml:14: warning: VirtualService/reviews.spec.http[0].fault: not supported yet; ignored",
             "conf/reviews.yaml:16: error: VirtualService/reviews.spec.http[0].rout: unknown field 'rout' (did you mean 'route'?)",
         ])
     }
@@ -387,6 +385,144 @@ import Testing
         #expect(http[1].directResponse == HTTPDirectResponse(status: 503, body: Array("down for maintenance".utf8)))
         #expect(http[2].directResponse == HTTPDirectResponse(status: 200, body: Array("hello".utf8)))
         #expect(http[3].redirect == HTTPRedirect(port: 8443, scheme: "https"))
+    }
+
+    @Test func faultsAndRetriesAreReadWithIstiosDefaults() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: ratings}
+            spec:
+              hosts: [ratings]
+              http:
+              - match: [{headers: {end-user: {exact: jason}}}]
+                fault:
+                  delay: {fixedDelay: 7s, percentage: {value: 100.0}}
+                  abort: {httpStatus: 500, percentage: {value: 12.5}}
+                retries: {attempts: 3, perTryTimeout: 2s, retryOn: "gateway-error,connect-failure,409", backoff: 10ms}
+                route: [{destination: {host: ratings}}]
+              - fault:
+                  delay: {fixedDelay: 1s, percent: 10}
+                  abort: {grpcStatus: UNAVAILABLE, percentage: {value: 1}}
+                retries: {attempts: 0}
+                route: [{destination: {host: ratings}}]
+              - route: [{destination: {host: ratings}}]
+                retries: {perTryTimeout: 1s}
+              - route: [{destination: {host: ratings}}]
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/") } == [])
+        let http = try #require(result.configuration?.virtualServices.first?.http)
+        #expect(http[0].fault == HTTPFaultInjection(
+            delay: .init(fixedDelay: .seconds(7), percentage: 100), abort: .init(status: .http(500), percentage: 12.5)
+        ))
+        #expect(http[0].retries == HTTPRetryPolicy(
+            attempts: 3, perTryTimeout: .seconds(2), conditions: [.gatewayError, .connectFailure, .retriableStatusCodes],
+            retriableStatusCodes: [409], backoff: .milliseconds(10)
+        ))
+        #expect(http[1].fault == HTTPFaultInjection(
+            delay: .init(fixedDelay: .seconds(1), percentage: 10), abort: .init(status: .grpc(code: 14, name: "UNAVAILABLE"), percentage: 1)
+        ))
+        #expect(http[1].retries == HTTPRetryPolicy.disabled)
+        // As Istio: retries without attempts retry nothing; no retries at all is the default policy.
+        #expect(http[2].retries == HTTPRetryPolicy.disabled)
+        #expect(http[3].retries == nil)
+        #expect(HTTPRetryPolicy.default.attempts == 2 && HTTPRetryPolicy.default.retriableStatusCodes == [503])
+    }
+
+    @Test func mirrorsAreReadWithIstiosHundredPercentDefault() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route: [{destination: {host: reviews, subset: v1}}]
+                mirror: {host: reviews, subset: v2}
+              - route: [{destination: {host: reviews, subset: v1}}]
+                mirror: {host: reviews, subset: v3}
+                mirrorPercentage: {value: 12.5}
+              - route: [{destination: {host: reviews, subset: v1}}]
+                mirror: {host: ratings}
+                mirrorPercent: 7
+              - route: [{destination: {host: reviews, subset: v1}}]
+                mirrors:
+                - destination: {host: reviews, subset: v2}
+                - destination: {host: ratings}
+                  percentage: {value: 5}
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/") } == [])
+        let http = try #require(result.configuration?.virtualServices.first?.http)
+        let reviews = "reviews.default.svc.cluster.local", ratings = "ratings.default.svc.cluster.local"
+        #expect(http[0].mirrors == [HTTPMirror(destination: Destination(host: reviews, subset: "v2"))])
+        #expect(http[1].mirrors == [HTTPMirror(destination: Destination(host: reviews, subset: "v3"), percentage: 12.5)])
+        #expect(http[2].mirrors == [HTTPMirror(destination: Destination(host: ratings), percentage: 7)])
+        #expect(http[3].mirrors == [
+            HTTPMirror(destination: Destination(host: reviews, subset: "v2")), HTTPMirror(destination: Destination(host: ratings), percentage: 5),
+        ])
+    }
+
+    @Test func badMirrorsAreNamedAtTheirLine() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route: [{destination: {host: reviews}}]
+                mirror: {host: reviews, subset: v9}
+                mirrorPercentage: {value: 150}
+              - route: [{destination: {host: reviews}}]
+                mirrorPercentage: {value: 10}
+              - route: [{destination: {host: reviews}}]
+                mirror: {host: reviews}
+                mirrors: [{destination: {host: nowhere}}]
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/") } == [
+            "conf/reviews.yaml:8: warning: VirtualService/reviews.spec.http[0].mirror.subset: DestinationRule/reviews (conf/services.yaml:74) for reviews.default.svc.cluster.local has no subset 'v9' (its subsets: v1, v2, v3); requests routed there get 503 (NC, cluster_not_found)",
+            "conf/reviews.yaml:9: error: VirtualService/reviews.spec.http[0].mirrorPercentage.value: 150 is out of range 0..100",
+            "conf/reviews.yaml:11: warning: VirtualService/reviews.spec.http[1].mirrorPercentage: mirrorPercentage without mirror mirrors nothing",
+            "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[2]: an http route has either mirror or mirrors, not both",
+            "conf/reviews.yaml:14: warning: VirtualService/reviews.spec.http[2].mirrors[0].destination.host: host nowhere resolves to nowhere.default.svc.cluster.local, which no ServiceEntry or Service declares; requests routed there get 503 (NC, cluster_not_found)",
+        ])
+    }
+
+    @Test func badFaultsAndRetriesAreNamedAtTheirLine() {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: ratings}
+            spec:
+              hosts: [ratings]
+              http:
+              - fault: {delay: {fixedDelay: 0s, percentage: {value: 10}}, abort: {httpStatus: 99, percentage: {value: 101}}}
+                route: [{destination: {host: ratings}}]
+              - fault: {abort: {grpcStatus: NOPE, percentage: {value: 5}}}
+                route: [{destination: {host: ratings}}]
+              - fault: {abort: {httpStatus: 503}}
+                route: [{destination: {host: ratings}}]
+              - fault: {}
+                route: [{destination: {host: ratings}}]
+              - retries: {attempts: -1}
+                route: [{destination: {host: ratings}}]
+              - timeout: 1s
+                retries: {attempts: 2, perTryTimeout: 2s, retryOn: "5xx,sometimes,envoy-ratelimited", retryRemoteLocalities: true}
+                route: [{destination: {host: ratings}}]
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/") } == [
+            "conf/reviews.yaml:7: error: VirtualService/ratings.spec.http[0].fault.delay.fixedDelay: fault.delay.fixedDelay must be at least 1ms",
+            "conf/reviews.yaml:7: error: VirtualService/ratings.spec.http[0].fault.abort.percentage.value: 101 is out of range 0..100",
+            "conf/reviews.yaml:7: error: VirtualService/ratings.spec.http[0].fault.abort.httpStatus: fault.abort.httpStatus must be an HTTP status, 200..599, not 99",
+            "conf/reviews.yaml:9: error: VirtualService/ratings.spec.http[1].fault.abort.grpcStatus: unknown gRPC status \"NOPE\"; expected one of OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, UNAUTHENTICATED",
+            "conf/reviews.yaml:11: warning: VirtualService/ratings.spec.http[2].fault.abort: no percentage: as in Istio, no request is aborted; set percentage.value (100 for every request)",
+            "conf/reviews.yaml:13: error: VirtualService/ratings.spec.http[3].fault: a fault needs delay or abort",
+            "conf/reviews.yaml:15: error: VirtualService/ratings.spec.http[4].retries.attempts: retries.attempts must be 0 (no retries) or more, not -1",
+            "conf/reviews.yaml:18: warning: VirtualService/ratings.spec.http[5].retries.retryRemoteLocalities: not supported yet; ignored",
+            "conf/reviews.yaml:18: error: VirtualService/ratings.spec.http[5].retries.retryOn: \"sometimes\" is not a retryOn condition; expected HTTP status codes or 5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, envoy-ratelimited, http3-post-connect-failure, reset-before-request, retriable-headers",
+            "conf/reviews.yaml:18: warning: VirtualService/ratings.spec.http[5].retries.retryOn: retryOn \"envoy-ratelimited\" is not supported yet; ignored",
+            "conf/reviews.yaml:18: warning: VirtualService/ratings.spec.http[5].retries.perTryTimeout: perTryTimeout 2s is longer than the route's timeout: the route's timeout ends the request first",
+        ])
     }
 
     @Test func badRedirectsAndDirectResponsesAreNamedAtTheirLine() {

@@ -5,11 +5,11 @@ struct VirtualServiceDecoder {
     /// HTTP route actions other than `route`: the proxy answers itself.
     static let otherActions: Set = ["redirect", "directResponse"]
     static let httpRoute = Schema(
-        ["name", "match", "route", "rewrite", "timeout", "headers", "delegate", "redirect", "directResponse"],
-        unsupported: [
-            "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent",
-            "mirror_percent", "corsPolicy",
-        ]
+        [
+            "name", "match", "route", "rewrite", "timeout", "headers", "delegate", "redirect", "directResponse", "fault", "retries",
+            "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
+        ],
+        unsupported: ["corsPolicy"]
     )
     static let redirect = Schema(["uri", "authority", "port", "derivePort", "scheme", "redirectCode"])
     static let directResponse = Schema(["status", "body"])
@@ -156,11 +156,16 @@ struct VirtualServiceDecoder {
             route["rewrite"]?.error("rewrite.uri must start with /, not \"\(uri)\"")
         }
         let headers = route.map("headers", Self.headers)
+        let timeout = route.duration("timeout")
         return HTTPRoute(
-            name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: route.duration("timeout"),
+            name: route.string("name"), match: matches, route: destinations, rewrite: rewrite, timeout: timeout,
             requestHeaders: headers?.map("request", Self.headerOperations).map(self.headerOperations),
             responseHeaders: headers?.map("response", Self.headerOperations).map(self.headerOperations),
-            delegate: delegate, redirect: redirect, directResponse: directResponse, location: route.location
+            delegate: delegate, redirect: redirect, directResponse: directResponse,
+            fault: route.map("fault", RoutePolicyDecoder.fault).flatMap(RoutePolicyDecoder.fault),
+            retries: route.map("retries", RoutePolicyDecoder.retries).map { RoutePolicyDecoder.retries($0, routeTimeout: timeout) },
+            mirrors: self.mirrors(route),
+            location: route.location
         )
     }
 
@@ -364,7 +369,8 @@ struct VirtualServiceDecoder {
         return value
     }
 
-    private mutating func destination(_ destination: MapReader) -> Destination? {
+    /// A destination, resolved and recorded for validation (an unknown host, port or subset).
+    mutating func destination(_ destination: MapReader) -> Destination? {
         guard let hostField = destination.required("host"), let host = hostField.string() else { return nil }
         guard !host.isEmpty, host != "*" else {
             hostField.error("invalid destination host \"\(host)\"; name a service")

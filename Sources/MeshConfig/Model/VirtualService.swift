@@ -184,14 +184,24 @@ public struct HTTPRoute: Sendable, Hashable {
     /// `headers.request` and `headers.response`.
     public var requestHeaders: HeaderOperations?
     public var responseHeaders: HeaderOperations?
+    /// `fault`: delays and aborts injected into a share of the requests.
+    public var fault: HTTPFaultInjection?
+    /// `retries`; nil: none written, so Istio's ``HTTPRetryPolicy/default`` applies.
+    public var retries: HTTPRetryPolicy?
+    /// `mirror` and `mirrors[]`.
+    public var mirrors: [HTTPMirror]
     public var location: SourceLocation?
 
     public init(
         name: String? = nil, match: [HTTPMatchRequest], route: [RouteDestination], rewrite: HTTPRewrite? = nil,
         timeout: Duration? = nil, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil,
         delegate: DelegateReference? = nil, redirect: HTTPRedirect? = nil, directResponse: HTTPDirectResponse? = nil,
+        fault: HTTPFaultInjection? = nil, retries: HTTPRetryPolicy? = nil, mirrors: [HTTPMirror] = [],
         location: SourceLocation? = nil
     ) {
+        self.mirrors = mirrors
+        self.fault = fault
+        self.retries = retries
         self.name = name
         self.match = match
         self.route = route

@@ -1,6 +1,6 @@
 /// How a delegate's http route joins the root route that delegates to it, as Istio merges them
 /// (pilot's VirtualService delegation): the route's matches are the root's match conditions AND the
-/// delegate's, and what the delegate route leaves unset (rewrite, timeout, headers) comes from the
+/// delegate's, and what the delegate route leaves unset (rewrite, timeout, headers, fault, retries, mirrors) comes from the
 /// root route.
 ///
 /// Each root match is paired with each delegate match. A pair conflicts when the delegate's
@@ -22,6 +22,9 @@ enum DelegateMerge {
         }
         merged.rewrite = delegate.rewrite ?? root.rewrite
         merged.timeout = delegate.timeout ?? root.timeout
+        merged.fault = delegate.fault ?? root.fault
+        merged.retries = delegate.retries ?? root.retries
+        if merged.mirrors.isEmpty { merged.mirrors = root.mirrors }
         merged.requestHeaders = delegate.requestHeaders ?? root.requestHeaders
         merged.responseHeaders = delegate.responseHeaders ?? root.responseHeaders
         merged.delegate = nil

@@ -93,6 +93,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         /// No upstream: before routing, or a local reply.
         case none
         case connecting
+        /// Waiting before the router runs (an injected delay): request parts are held as while connecting.
+        case waiting
         case attached(UpstreamHTTPHandler)
         case finished
     }
@@ -154,6 +156,36 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         /// The route's `timeout`, started when the request is complete; cancelled when reported.
         var timeout: TimeAmount?
         var timeoutTimer: Scheduled<Void>?
+        /// An injected delay (flag `DI`) or a retry's backoff, until the router (re)starts.
+        var waitTimer: Scheduled<Void>?
+        var delayInjected = false
+        /// The route's retry policy at work (nil before routing).
+        var retry: RetryState?
+        /// The request body received, kept while it fits so a retry (or a mirror) can send it again;
+        /// with the end's trailers once the request is complete.
+        var replayBody: [HTTPClientRequestPart] = []
+        var replayBytes = 0
+        var replayTrailers: HTTPHeaders?
+        var replayable = true
+        /// Mirror clusters this request is copied to once complete.
+        var mirrors: [Cluster] = []
+        /// Endpoints of the target cluster that failed this request, for retries to avoid.
+        var failedEndpoints: [Int] = []
+        var perTryTimer: Scheduled<Void>?
+        /// A retriable failure with no retry left: flag `URX`.
+        var retriesExhausted = false
+    }
+
+    /// A request routed, on its way to the router (kept across an injected delay).
+    private struct Routed {
+        var head: HTTPRequestHead
+        /// The head with its origin-form target (what routing saw).
+        var routedHead: HTTPRequestHead
+        var request: RouteRequest
+        var route: CompiledHTTPRoute
+        var summary: HopByHop.RequestSummary
+        var upstreamHeaders: HTTPHeaders
+        var snapshot: Snapshot
     }
 
     private struct Target {
@@ -339,7 +371,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         if self.exchange?.upgrade != nil { return true }
         guard let exchange = self.exchange, !exchange.requestComplete, !exchange.discardRequestBody else { return false }
         switch exchange.upstream {
-        case .connecting: return true
+        case .connecting, .waiting: return true
         case .attached(let upstream): return !upstream.isWritable
         case .none, .finished: return false
         }
@@ -367,6 +399,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.exchange?.requestComplete = true
             self.startTimeout()
             self.forwardRequestPart(.end(trailers))
+            if let exchange = self.exchange { self.sendMirrors(exchange) }
             self.finishIfDone()
         }
     }
@@ -389,8 +422,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     private func forwardRequestPart(_ part: HTTPClientRequestPart) {
         guard let exchange = self.exchange, !exchange.discardRequestBody else { return }
+        Self.keepForReplay(part, exchange)
         switch exchange.upstream {
-        case .connecting:
+        case .connecting, .waiting:
             exchange.pendingRequestParts.append(part)
         case .attached(let upstream):
             let isEnd: Bool
@@ -401,6 +435,48 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             upstream.send(part, flush: isEnd)
         case .none, .finished:
             break
+        }
+    }
+
+    /// Request bodies up to this size are kept for retries (Envoy buffers what it may retry, too).
+    static let maxReplayBytes = 64 * 1024
+
+    private static func keepForReplay(_ part: HTTPClientRequestPart, _ exchange: Exchange) {
+        guard exchange.replayable else { return }
+        switch part {
+        case .body(let body):
+            if case .byteBuffer(let buffer) = body { exchange.replayBytes += buffer.readableBytes }
+            if exchange.replayBytes > Self.maxReplayBytes {
+                exchange.replayable = false
+                exchange.replayBody = []
+            } else {
+                exchange.replayBody.append(part)
+            }
+        case .end(let trailers): exchange.replayTrailers = trailers
+        case .head: break
+        }
+    }
+
+    /// The request's parts after its head, as received so far: to send again.
+    private static func replayParts(_ exchange: Exchange) -> [HTTPClientRequestPart] {
+        exchange.requestComplete ? exchange.replayBody + [.end(exchange.replayTrailers)] : exchange.replayBody
+    }
+
+    /// Copies the complete request to the mirrors its route picked (fire-and-forget). A body too
+    /// large to keep is not mirrored; an upgrade is never mirrored.
+    private func sendMirrors(_ exchange: Exchange) {
+        guard !exchange.mirrors.isEmpty, exchange.requestComplete, let target = exchange.target, let eventLoop = self.context?.eventLoop else {
+            return
+        }
+        let mirrors = exchange.mirrors
+        exchange.mirrors = []
+        guard exchange.replayable, exchange.upgrade == nil else {
+            self.environment.log.debug("http :\(self.environment.port): request not mirrored: its body is over \(Self.maxReplayBytes) bytes")
+            return
+        }
+        let body = Self.replayParts(exchange)
+        for cluster in mirrors {
+            RequestMirror.send(head: target.head, body: body, to: cluster, pools: self.environment.pools, eventLoop: eventLoop)
         }
     }
 
@@ -483,6 +559,44 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.sendLocalReply(.redirect(redirect, request: origin), responseHeaders: route.responseHeaders)
             return
         }
+        let routed = Routed(
+            head: head, routedHead: routedHead, request: request, route: route, summary: summary, upstreamHeaders: upstreamHeaders,
+            snapshot: snapshot
+        )
+        if let fault = route.fault {
+            let random = FastRandom.shared
+            let decision = FaultDecision(fault, delayRoll: random.nextPercent(), abortRoll: random.nextPercent())
+            if let delay = decision.delay, let eventLoop = self.context?.eventLoop {
+                // Envoy's fault filter: the request waits (its body held) before it is aborted or routed.
+                exchange.delayInjected = true
+                exchange.upstream = .waiting
+                exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                    guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
+                    exchange.upstream = .none
+                    self.forward(routed, abort: decision.abort)
+                }
+                return
+            }
+            if decision.abort != nil {
+                self.forward(routed, abort: decision.abort)
+                return
+            }
+        }
+        self.forward(routed, abort: nil)
+    }
+
+    /// A routed request past the route's own answers: aborted by an injected fault, or sent on to a
+    /// cluster's endpoint.
+    private func forward(_ routed: Routed, abort: LocalReply?) {
+        guard let exchange = self.exchange else { return }
+        if let abort {
+            self.sendLocalReply(abort)
+            return
+        }
+        let (head, routedHead, request, route, summary, snapshot) = (
+            routed.head, routed.routedHead, routed.request, routed.route, routed.summary, routed.snapshot
+        )
+        var upstreamHeaders = routed.upstreamHeaders
         let cluster: Cluster
         switch route.destinations.pickTarget() {
         case .cluster(let picked)?:
@@ -500,6 +614,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
+        exchange.retry = route.retries.attempts > 0 ? RetryState(policy: route.retries) : nil
         let endpoint = cluster.endpoints[endpointIndex]
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
@@ -543,6 +658,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: upstreamHeaders)
         exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
+        for mirror in route.mirrors where FastRandom.shared.nextPercent() < mirror.percentage {
+            exchange.mirrors.append(mirror.cluster)
+        }
+        self.sendMirrors(exchange)
         self.connectUpstream(allowPooled: true)
     }
 
@@ -582,6 +701,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                     self.environment.log.info(
                         "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
                     )
+                    if self.retry(current, after: .connectFailure) { return }
                     self.exchange?.upstream = .finished
                     self.sendLocalReply((error as? UpstreamTLSError).map(LocalReply.upstreamTLSFailure) ?? .connectionFailure)
                 }
@@ -612,7 +732,63 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             connection.send(part, flush: false)
         }
         connection.flush()
+        self.startPerTryTimeout(exchange)
         self.releaseHeldRead()
+    }
+
+    // MARK: - Retries
+
+    /// After a failed attempt: the route's retry policy decides. On a retry the failed upstream
+    /// (`closing`) is dropped and, after the backoff, the request goes again, from its replay
+    /// buffer, to another endpoint when there is one. Returns false when the failure stands.
+    private func retry(_ exchange: Exchange, after outcome: RetryState.Outcome, closing upstream: UpstreamHTTPHandler? = nil) -> Bool {
+        guard var state = exchange.retry, let eventLoop = self.context?.eventLoop, !self.closed else { return false }
+        let action = state.next(after: outcome, replayable: exchange.replayable && !exchange.responseStarted, roll: FastRandom.shared.nextUnit())
+        exchange.retry = state
+        guard case .retry(let backoff) = action else {
+            if action == .exhausted { exchange.retriesExhausted = true }
+            return false
+        }
+        exchange.perTryTimer?.cancel()
+        upstream?.close()
+        let cluster = exchange.target.map(\.cluster)
+        self.environment.log.debug(
+            "http :\(self.environment.port): \(outcome) from \(exchange.record.upstreamHost ?? "-"); retry \(state.retries) of \(state.policy.attempts) in \(backoff)"
+        )
+        self.environment.metrics.addControl("meshgate_upstream_retries_total{cluster=\"\(cluster?.name ?? "-")\"}")
+        exchange.upstream = .waiting
+        if let failed = exchange.target?.endpointIndex, state.policy.avoidPreviousHosts { exchange.failedEndpoints.append(failed) }
+        exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: backoff) {
+            guard self.exchange === exchange, case .waiting = exchange.upstream, var target = exchange.target else { return }
+            guard let index = target.cluster.pickEndpointIndex(avoiding: exchange.failedEndpoints) else {
+                self.sendLocalReply(.noHealthyUpstream)
+                return
+            }
+            target.endpointIndex = index
+            exchange.target = target
+            exchange.record.upstreamHost = target.cluster.endpoints[index].hostPort
+            exchange.record.destination = target.cluster.endpoints[index].identity
+            exchange.upstream = .none
+            exchange.bodySent = false
+            exchange.upstreamReusable = true
+            exchange.pendingRequestParts = Self.replayParts(exchange)
+            self.connectUpstream(allowPooled: true)
+        }
+        return true
+    }
+
+    /// `perTryTimeout`: each attempt's response must be complete within it, from when the whole
+    /// request is on its way (Envoy's per-try timeout). A head not yet received is a retriable
+    /// failure; mid-response it resets the client connection, as the route timeout does.
+    private func startPerTryTimeout(_ exchange: Exchange) {
+        guard let perTry = exchange.retry?.policy.perTryTimeout, exchange.requestComplete, let eventLoop = self.context?.eventLoop else { return }
+        exchange.perTryTimer?.cancel()
+        exchange.perTryTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(perTry)) {
+            guard self.exchange === exchange, !exchange.responseComplete, case .attached(let upstream) = exchange.upstream else { return }
+            self.environment.log.debug("http :\(self.environment.port): no response within perTryTimeout \(perTry)")
+            if !exchange.responseStarted && self.retry(exchange, after: .perTryTimeout, closing: upstream) { return }
+            self.failUpstream(exchange, .upstreamPerTryTimeout, afterResponseStarted: "upstream_per_try_timeout")
+        }
     }
 
     // MARK: - Upstream events (UpstreamHTTPOwner)
@@ -631,6 +807,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
                 return
             }
+            if exchange.retry != nil {
+                let outcome = RetryState.Outcome.response(
+                    status: Int(head.status.code), grpcStatus: head.headers.first(name: "grpc-status").flatMap { Int($0) }
+                )
+                if case .attached(let upstream) = exchange.upstream, self.retry(exchange, after: outcome, closing: upstream) { return }
+            }
+            exchange.perTryTimer?.cancel()
             var framingHeaders = HopByHop.FramingHeaders()
             var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framingHeaders)
             let framing: Framing
@@ -753,6 +936,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.connectUpstream(allowPooled: false)
             return
         }
+        if !exchange.responseStarted && self.retry(exchange, after: upstream.refused ? .refusedStream : .reset) { return }
         if exchange.responseStarted {
             // Reset mid-response: the client must see a broken response, not a short one.
             exchange.record.responseFlags = "UC"
@@ -898,7 +1082,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.responseStarted = true
         exchange.responseComplete = true
         exchange.discardRequestBody = true
-        if case .connecting = exchange.upstream { exchange.upstream = .finished }
+        switch exchange.upstream {
+        case .connecting, .waiting: exchange.upstream = .finished
+        default: break
+        }
         exchange.record.responseCode = Int(reply.status.code)
         exchange.record.responseFlags = reply.flags
         exchange.record.responseCodeDetails = reply.details
@@ -924,6 +1111,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// of the response. Without a response head by then: 504 `UT`; mid-response: the client
     /// connection is reset, so a cut response never looks complete.
     private func startTimeout() {
+        if let exchange = self.exchange, case .attached = exchange.upstream { self.startPerTryTimeout(exchange) }
         guard let exchange = self.exchange, let timeout = exchange.timeout, !exchange.responseComplete,
             let eventLoop = self.context?.eventLoop
         else { return }
@@ -939,6 +1127,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         guard !exchange.reported, let eventLoop = self.context?.eventLoop else { return }
         exchange.reported = true
         exchange.timeoutTimer?.cancel()
+        exchange.waitTimer?.cancel()
+        exchange.perTryTimer?.cancel()
+        if exchange.retriesExhausted {
+            let flags = exchange.record.responseFlags
+            exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "URX" : "\(flags),URX"
+        }
+        if exchange.delayInjected {
+            let flags = exchange.record.responseFlags
+            exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "DI" : "DI,\(flags)"
+        }
         exchange.record.durationMicros = (eventLoop.now - exchange.started).nanoseconds / 1000
         self.environment.metrics.shard(for: eventLoop).recordHTTP(exchange.record)
         exchange.telemetry.accessLogger?.write(exchange.record)

@@ -14,6 +14,10 @@ public struct LocalReply: Sendable, Equatable {
     public var location: String? = nil
     /// For a request refused as bad input: the `reason` label of `meshgate_downstream_rejected_total`.
     public var rejected: String? = nil
+    /// A gRPC answer (injected aborts): HTTP 200, `content-type: application/grpc` and this
+    /// `grpc-status` in the head, with no body (a trailers-only response).
+    public var grpcStatus: Int? = nil
+    public var grpcMessage: String? = nil
 
     public init(status: HTTPResponseStatus, flags: String, details: String, bytes: [UInt8], location: String? = nil, rejected: String? = nil) {
         self.status = status
@@ -63,6 +67,11 @@ public struct LocalReply: Sendable, Equatable {
     /// The route's `timeout` passed before the upstream's response head (Envoy's words and flag).
     public static let upstreamTimeout = LocalReply(
         status: .gatewayTimeout, flags: "UT", details: "upstream_response_timeout", body: "upstream request timeout"
+    )
+
+    /// A retry attempt's `perTryTimeout` passed, and no retry was left (Envoy's words and flag).
+    public static let upstreamPerTryTimeout = LocalReply(
+        status: .gatewayTimeout, flags: "UT", details: "upstream_per_try_timeout", body: "upstream request timeout"
     )
 
     public static let connectionTermination = LocalReply(
@@ -129,7 +138,11 @@ public struct LocalReply: Sendable, Equatable {
         var headers = HTTPHeaders()
         headers.reserveCapacity(6)
         headers.add(name: "content-length", value: String(self.body.count))
-        if !self.body.isEmpty {
+        if let grpcStatus = self.grpcStatus {
+            headers.add(name: "content-type", value: "application/grpc")
+            headers.add(name: "grpc-status", value: String(grpcStatus))
+            if let message = self.grpcMessage { headers.add(name: "grpc-message", value: message) }
+        } else if !self.body.isEmpty {
             headers.add(name: "content-type", value: "text/plain")
         }
         headers.add(name: "x-meshgate-response-flags", value: self.flags)

@@ -25,4 +25,14 @@ public final class FastRandom: Sendable {
     public func next(below upperBound: Int) -> Int {
         Int(self.next() % UInt64(upperBound))
     }
+
+    /// Uniform in 0..<1.
+    public func nextUnit() -> Double {
+        Double(self.next() >> 11) * 0x1.0p-53
+    }
+
+    /// Uniform in 0..<100, for percentages.
+    public func nextPercent() -> Double {
+        self.nextUnit() * 100
+    }
 }

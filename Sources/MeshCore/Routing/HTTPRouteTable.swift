@@ -68,6 +68,12 @@ public struct RouteRequest {
     }
 }
 
+/// A route's mirror: the cluster its copies go to, and the share of requests copied.
+public struct CompiledMirror: Sendable {
+    public let cluster: Cluster
+    public let percentage: Double
+}
+
 /// One `http[]` rule of a VirtualService, compiled.
 public struct CompiledHTTPRoute: Sendable {
     /// Route name for logs: the rule's `name`, else `namespace.vs-name.index`.
@@ -86,6 +92,12 @@ public struct CompiledHTTPRoute: Sendable {
     public var redirect: HTTPRedirect? = nil
     /// `directResponse`, compiled to its reply.
     public var directResponse: LocalReply? = nil
+    /// `fault`, when the rule injects one.
+    public var fault: HTTPFaultInjection? = nil
+    /// `retries`, or Istio's default policy.
+    public var retries: HTTPRetryPolicy = .default
+    /// `mirror` / `mirrors[]` to declared clusters.
+    public var mirrors: [CompiledMirror] = []
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }

@@ -177,6 +177,16 @@ public struct SnapshotCompiler {
                 compiled.responseHeaders = route.responseHeaders
                 compiled.redirect = route.redirect
                 compiled.directResponse = route.directResponse.map(LocalReply.directResponse)
+                compiled.fault = route.fault
+                compiled.retries = route.retries ?? .default
+                compiled.mirrors = route.mirrors.enumerated().compactMap { index, mirror in
+                    // An undeclared mirror host was named by validation; nothing is mirrored to it (as Envoy skips it).
+                    let picked = self.weightedClusters(
+                        [RouteDestination(destination: mirror.destination, weight: 100)], path: "\(path).mirrors[\(index)]",
+                        location: route.location, listenerPort: listenerPort
+                    )
+                    return picked.clusters.first.map { CompiledMirror(cluster: $0, percentage: mirror.percentage) }
+                }
                 routes.append(compiled)
             } catch {
                 self.diagnostics.append(Diagnostic(.error, at: route.location, path: path, "\(error)"))

@@ -63,6 +63,14 @@ public final class Cluster: Sendable {
             return Int(UInt(bitPattern: index) % UInt(self.endpoints.count))
         }
     }
+
+    /// An endpoint other than those `tried` when there is one (a retry's `previous_hosts`
+    /// predicate); any endpoint when all were tried.
+    func pickEndpointIndex(avoiding tried: [Int]) -> Int? {
+        guard !tried.isEmpty, self.endpoints.count > 1 else { return self.pickEndpointIndex() }
+        if let index = self.pickEndpointIndex(), !tried.contains(index) { return index }
+        return self.endpoints.indices.first { !tried.contains($0) } ?? self.pickEndpointIndex()
+    }
 }
 
 /// One endpoint of a cluster.

@@ -1,0 +1,111 @@
+/// Istio's `HTTPFaultInjection`: a delay, an abort, or both, each for a share of a route's requests
+/// (drawn independently, as Envoy's fault filter does: delay first, then abort).
+public struct HTTPFaultInjection: Sendable, Hashable {
+    public struct Delay: Sendable, Hashable {
+        public var fixedDelay: Duration
+        /// 0…100; Istio's unset percentage (and Envoy's unset fraction) is 0: no request is delayed.
+        public var percentage: Double
+
+        public init(fixedDelay: Duration, percentage: Double) {
+            self.fixedDelay = fixedDelay
+            self.percentage = percentage
+        }
+    }
+
+    /// What an aborted request is answered with.
+    public enum AbortStatus: Sendable, Hashable {
+        case http(Int)
+        /// A gRPC status (code and canonical name): HTTP 200 with `grpc-status`, trailers only.
+        case grpc(code: Int, name: String)
+    }
+
+    public struct Abort: Sendable, Hashable {
+        public var status: AbortStatus
+        public var percentage: Double
+
+        public init(status: AbortStatus, percentage: Double) {
+            self.status = status
+            self.percentage = percentage
+        }
+    }
+
+    public var delay: Delay?
+    public var abort: Abort?
+
+    public init(delay: Delay? = nil, abort: Abort? = nil) {
+        self.delay = delay
+        self.abort = abort
+    }
+
+    /// gRPC's canonical status names (Istio's `abort.grpcStatus` values) and their codes.
+    public static let grpcStatusCodes: [String: Int] = [
+        "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+        "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "ABORTED": 10,
+        "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+    ]
+}
+
+/// Istio's `HTTPRetry`, with Istio's defaults where a route says nothing (``default``).
+public struct HTTPRetryPolicy: Sendable, Hashable {
+    /// Envoy's `retry_on` conditions Meshgate acts on.
+    public enum Condition: String, Sendable, Hashable, CaseIterable {
+        case fiveXX = "5xx"
+        case gatewayError = "gateway-error"
+        case reset = "reset"
+        case connectFailure = "connect-failure"
+        case retriable4xx = "retriable-4xx"
+        case refusedStream = "refused-stream"
+        case retriableStatusCodes = "retriable-status-codes"
+        /// gRPC conditions: read from the response's `grpc-status` header (a trailers-only answer).
+        case cancelled = "cancelled"
+        case deadlineExceeded = "deadline-exceeded"
+        case `internal` = "internal"
+        case resourceExhausted = "resource-exhausted"
+        case unavailable = "unavailable"
+    }
+
+    /// Retries after the first attempt (Istio's `attempts`); 0 disables retrying.
+    public var attempts: Int
+    public var perTryTimeout: Duration?
+    public var conditions: Set<Condition>
+    /// Status codes retried under `retriable-status-codes` (Istio adds bare numbers in `retryOn` here).
+    public var retriableStatusCodes: Set<Int>
+    /// The first backoff interval; Envoy's default is 25 ms, growing to at most 10× with full jitter.
+    public var backoff: Duration
+    /// A retry goes to another endpoint than the failed attempts' when there is one (Istio's
+    /// `retryIgnorePreviousHosts`, true by default: Envoy's `previous_hosts` predicate).
+    public var avoidPreviousHosts = true
+
+    public init(
+        attempts: Int, perTryTimeout: Duration? = nil, conditions: Set<Condition>, retriableStatusCodes: Set<Int> = [],
+        backoff: Duration = .milliseconds(25)
+    ) {
+        self.attempts = attempts
+        self.perTryTimeout = perTryTimeout
+        self.conditions = conditions
+        self.retriableStatusCodes = retriableStatusCodes
+        self.backoff = backoff
+    }
+
+    /// Istio's policy for a route without `retries`: 2 retries on connect failure, refused stream,
+    /// gRPC unavailable/cancelled, and 503 (`retry.go` `DefaultPolicy()`).
+    public static let `default` = HTTPRetryPolicy(
+        attempts: 2, conditions: [.connectFailure, .refusedStream, .unavailable, .cancelled, .retriableStatusCodes],
+        retriableStatusCodes: [503]
+    )
+
+    /// `attempts: 0`.
+    public static let disabled = HTTPRetryPolicy(attempts: 0, conditions: [])
+}
+
+/// Istio's `mirror` / `mirrors[]`: a copy of each of `percentage` of the requests goes to
+/// `destination`, with `-shadow` appended to its host; its response is dropped.
+public struct HTTPMirror: Sendable, Hashable {
+    public var destination: Destination
+    public var percentage: Double
+
+    public init(destination: Destination, percentage: Double = 100) {
+        self.destination = destination
+        self.percentage = percentage
+    }
+}

@@ -1,0 +1,80 @@
+import MeshConfig
+import NIOCore
+
+/// The router's attempts at one request under a route's ``HTTPRetryPolicy``, as Envoy's router
+/// and retry state decide them. Pure: each attempt's outcome goes in, an action comes out; the
+/// backoff's randomness is a roll passed in.
+struct RetryState {
+    /// How an attempt failed, as far as retrying is concerned.
+    enum Outcome: Equatable {
+        /// The connection could not be made (refused, timed out, TLS failed): nothing was sent.
+        case connectFailure
+        /// The upstream reset or closed the connection before a response head.
+        case reset
+        /// An HTTP/2 upstream refused the stream (REFUSED_STREAM): nothing was processed.
+        case refusedStream
+        /// No response head within `perTryTimeout`.
+        case perTryTimeout
+        /// A response head: its status, and `grpc-status` when the head carries one (trailers-only).
+        case response(status: Int, grpcStatus: Int?)
+    }
+
+    enum Action: Equatable {
+        /// Try again after this backoff (on another endpoint when the policy avoids previous hosts).
+        case retry(after: TimeAmount)
+        /// The outcome stands: a failure is answered as is, a response passed on.
+        case done
+        /// The outcome would be retried but no retry is left: it stands, flagged `URX`.
+        case exhausted
+    }
+
+    let policy: HTTPRetryPolicy
+    /// Retries made so far.
+    private(set) var retries = 0
+
+    init(policy: HTTPRetryPolicy) {
+        self.policy = policy
+    }
+
+    /// What to do after an attempt ended with `outcome`. `replayable`: the request can be sent
+    /// again (its body, if any, is still held). `roll` in 0..<1 picks the jittered backoff.
+    mutating func next(after outcome: Outcome, replayable: Bool, roll: Double) -> Action {
+        guard self.shouldRetry(outcome) else { return .done }
+        guard replayable, self.retries < self.policy.attempts else { return .exhausted }
+        self.retries += 1
+        return .retry(after: self.backoff(roll: roll))
+    }
+
+    /// Envoy's fully jittered exponential backoff: the nth retry waits a random share of
+    /// `base × (2^n − 1)`, at most 10 × base.
+    func backoff(roll: Double) -> TimeAmount {
+        let base = TimeAmount(self.policy.backoff).nanoseconds
+        let ceiling = min(base * ((1 << min(self.retries, 20)) - 1), base * 10)
+        return .nanoseconds(Int64(Double(ceiling) * min(max(roll, 0), 1)))
+    }
+
+    /// Whether the policy's `retryOn` covers the outcome.
+    func shouldRetry(_ outcome: Outcome) -> Bool {
+        let on = self.policy.conditions
+        switch outcome {
+        case .connectFailure:
+            return !on.isDisjoint(with: [.connectFailure, .reset, .fiveXX, .gatewayError])
+        case .reset, .perTryTimeout:
+            return !on.isDisjoint(with: [.reset, .fiveXX, .gatewayError])
+        case .refusedStream:
+            return !on.isDisjoint(with: [.refusedStream, .reset, .fiveXX])
+        case .response(let status, let grpcStatus):
+            if on.contains(.fiveXX) && (500...599).contains(status) { return true }
+            if on.contains(.gatewayError) && (502...504).contains(status) { return true }
+            if on.contains(.retriable4xx) && status == 409 { return true }
+            if on.contains(.retriableStatusCodes) && self.policy.retriableStatusCodes.contains(status) { return true }
+            guard let grpcStatus, let condition = Self.grpcConditions[grpcStatus] else { return false }
+            return on.contains(condition)
+        }
+    }
+
+    /// The gRPC statuses `retryOn` can name.
+    private static let grpcConditions: [Int: HTTPRetryPolicy.Condition] = [
+        1: .cancelled, 4: .deadlineExceeded, 8: .resourceExhausted, 13: .internal, 14: .unavailable,
+    ]
+}
