@@ -415,10 +415,12 @@ import Testing
         #expect(http[0].fault == HTTPFaultInjection(
             delay: .init(fixedDelay: .seconds(7), percentage: 100), abort: .init(status: .http(500), percentage: 12.5)
         ))
-        #expect(http[0].retries == HTTPRetryPolicy(
+        var written = HTTPRetryPolicy(
             attempts: 3, perTryTimeout: .seconds(2), conditions: [.gatewayError, .connectFailure, .retriableStatusCodes],
             retriableStatusCodes: [409], backoff: .milliseconds(10)
-        ))
+        )
+        written.explicitRetryOn = true
+        #expect(http[0].retries == written)
         #expect(http[1].fault == HTTPFaultInjection(
             delay: .init(fixedDelay: .seconds(1), percentage: 10), abort: .init(status: .grpc(code: 14, name: "UNAVAILABLE"), percentage: 1)
         ))

@@ -35,6 +35,20 @@ import Testing
         #expect(state.next(after: .response(status: 200, grpcStatus: nil), replayable: true, roll: 0) == .done)
     }
 
+    @Test func aPostThatReachedAnUpstreamIsRetriedOnlyUnderAnExplicitRetryOn() {
+        var post = RetryState(policy: .default, idempotent: false)
+        #expect(post.next(after: .response(status: 503, grpcStatus: nil), replayable: true, roll: 0) == .done)
+        #expect(post.next(after: .reset, replayable: true, roll: 0) == .done)
+        // Nothing of it reached an upstream: retried.
+        #expect(post.next(after: .connectFailure, replayable: true, roll: 0) == .retry(after: .zero))
+        #expect(post.next(after: .refusedStream, replayable: true, roll: 0) == .retry(after: .zero))
+        var explicit = HTTPRetryPolicy.default
+        explicit.explicitRetryOn = true
+        var named = RetryState(policy: explicit, idempotent: false)
+        #expect(named.next(after: .response(status: 503, grpcStatus: nil), replayable: true, roll: 0) == .retry(after: .zero))
+        #expect(HTTPProxyHandler.isIdempotent(.PUT) && !HTTPProxyHandler.isIdempotent(.POST) && !HTTPProxyHandler.isIdempotent(.PATCH))
+    }
+
     @Test func retryOnConditionsAsEnvoyReadsThem() {
         func policy(_ conditions: Set<HTTPRetryPolicy.Condition>, codes: Set<Int> = []) -> RetryState {
             RetryState(policy: HTTPRetryPolicy(attempts: 1, conditions: conditions, retriableStatusCodes: codes))

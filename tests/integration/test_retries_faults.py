@@ -4,11 +4,60 @@ request it receives: the number of attempts is what the app saw."""
 
 from __future__ import annotations
 
+import re
+import socket
+import struct
 import time
+from pathlib import Path
 
 from conftest import (
-    Mesh, curl, documents, free_port, gateway_yaml, resource_yaml, service_yaml, wait_until, workload_entry_yaml,
+    Mesh, ThreadedListener, curl, http_get, documents, free_port, gateway_yaml, resource_yaml, service_yaml, wait_until,
+    workload_entry_yaml,
 )
+from test_mesh import ca, start_sidecar  # noqa: F401 (ca: the mesh CA fixture)
+
+
+class ResetOnce(ThreadedListener):
+    """A scripted upstream: its first connection reads a request (head and body) and is reset with no
+    answer; later ones answer 200 with the `x-envoy-attempt-count` they saw as the body."""
+
+    def __init__(self, host: str):
+        self.heads: list[bytes] = []
+        super().__init__(host)
+
+    def accepted(self) -> object:
+        with self._lock:
+            self.connections = getattr(self, "connections", 0) + 1
+            return self.connections
+
+    def handle(self, conn: socket.socket, number: object) -> None:
+        conn.settimeout(5)
+        with conn:
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head = data.split(b"\r\n\r\n", 1)[0]
+                with self._lock:
+                    self.heads.append(head)
+                if number == 1:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return  # closed with linger 0: a reset
+                count = b"-"
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"x-envoy-attempt-count":
+                        count = value.strip()
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (len(count), count))
+            except OSError:
+                return
+
+    def seen(self) -> list[bytes]:
+        with self._lock:
+            return list(self.heads)
 
 ROUTES = """\
   hosts: ["*"]
@@ -62,6 +111,9 @@ def test_istios_default_policy_retries_a_503_twice_and_flags_urx(mesh: Mesh):
     # One request from the client, three attempts at the app: Istio's default is 2 retries on 503.
     assert settle(app, 3) == ["GET /status/503"] * 3
     wait_until(lambda: log.exists() and " 503 URX " in log.read_text(), 10, "the access log line with URX")
+    metrics_port = int(re.search(r"^metricsPort: (\d+)$", (gw.config_dir / "meshgate.yaml").read_text(), re.M).group(1))
+    stats = http_get("127.0.0.1", metrics_port, "/stats/prometheus", timeout=5).text
+    assert 'meshgate_upstream_retries_total{cluster="outbound|9080||httpbin.default.svc.cluster.local"} 2' in stats, stats
     # Not retried: other statuses, and a route with attempts: 0.
     assert curl(gw.url("/status/500")).status == 500
     assert curl(gw.url("/no-retry/status/503")).status == 503
@@ -193,3 +245,111 @@ def test_a_mirrored_copy_has_the_shadow_host_and_the_whole_body(mesh: Mesh):
     assert received.startswith("POST /raw/upload HTTP/1.1\r\n")
     assert "\r\nhost: httpbin.example-shadow:8000\r\n" in received.lower()
     assert settle(apps["v1"], 1) == ["POST /raw/upload"]
+
+
+def scripted_gateway(mesh: Mesh, retries: str):
+    upstream = ResetOnce(mesh.address())
+    mesh.raw_upstreams.append(upstream)
+    port = free_port()
+    routes = f"""\
+  hosts: ["*"]
+  gateways: [web]
+  http:
+  - route: [{{destination: {{host: scripted}}}}]
+    retries: {retries}
+"""
+    files = {
+        "routes.yaml": documents(
+            service_yaml("scripted", 9080),
+            workload_entry_yaml("scripted", "scripted", "v1", upstream.host, "http", upstream.port),
+            gateway_yaml("web", port, "HTTP"),
+            resource_yaml("VirtualService", "scripted", routes),
+        )
+    }
+    return mesh.gateway(mesh.config_dir(files), {"http": port}), upstream
+
+
+def test_a_reset_before_the_response_is_retried_with_the_attempt_count(mesh: Mesh):
+    gw, upstream = scripted_gateway(mesh, "{attempts: 2, retryOn: reset}")
+    reply = curl(gw.url("/once"))
+    assert reply.status == 200
+    # The second attempt carried x-envoy-attempt-count: 2 (the body is what the upstream saw).
+    assert reply.body == b"2"
+    assert [head.split(b"\r\n")[0] for head in upstream.seen()] == [b"GET /once HTTP/1.1"] * 2
+
+
+def test_a_post_that_reached_the_upstream_is_not_retried_by_the_default_policy(mesh: Mesh):
+    """Istio's default policy retries a 503 for any method (its issue #13851: duplicated POSTs);
+    Meshgate's retries a POST only when nothing of it reached an upstream, unless retryOn is written."""
+    gw, app = gateway(mesh)
+    assert curl(gw.url("/status/503"), "-X", "POST", "--data-binary", "order=1").status == 503
+    assert curl(gw.url("/status/200?after")).status == 200
+    assert settle(app, 2) == ["POST /status/503", "GET /status/200?after"]
+
+
+def test_a_post_is_retried_when_retry_on_names_the_condition(mesh: Mesh):
+    gw, upstream = scripted_gateway(mesh, "{attempts: 1, retryOn: reset}")
+    reply = curl(gw.url("/order"), "-X", "POST", "--data-binary", "order=1")
+    assert reply.status == 200 and reply.body == b"2"
+    assert len(upstream.seen()) == 2
+
+
+def test_a_mirror_that_is_down_changes_nothing_for_the_client(mesh: Mesh):
+    backend = mesh.backend("httpbin", ["v1"])
+    port = free_port()
+    routes = """\
+  hosts: ["*"]
+  gateways: [web]
+  http:
+  - route: [{destination: {host: httpbin}}]
+    mirror: {host: gone}
+"""
+    files = {
+        "routes.yaml": documents(
+            backend.yaml,
+            service_yaml("gone", 9080),
+            workload_entry_yaml("gone", "gone", "v1", "127.0.0.1", "http", free_port()),
+            gateway_yaml("web", port, "HTTP"),
+            resource_yaml("VirtualService", "httpbin", routes),
+        )
+    }
+    gw = mesh.gateway(mesh.config_dir(files), {"http": port})
+    assert [curl(gw.url(f"/status/200?i={i}")).status for i in range(5)] == [200] * 5
+    assert len(settle(backend.apps["v1"], 5)) == 5
+
+
+BOOKINFO = Path(__file__).resolve().parents[1] / "fixtures" / "istio" / "bookinfo" / "networking"
+
+
+def bookinfo_ratings(mesh: Mesh, ca: Path, virtual_service: str):
+    """Bookinfo's ratings v1 and a sidecar for reviews (the caller), with Istio's own
+    destination-rule-all.yaml and the sample VirtualService `virtual_service`, unchanged."""
+    ratings = mesh.http_app("ratings", "v1")
+    caller = mesh.address()
+    files = {
+        "services.yaml": documents(service_yaml("ratings", 9080), workload_entry_yaml("ratings-v1", "ratings", "v1", ratings.host, "http", ratings.port)),
+        "destination-rule-all.yaml": (BOOKINFO / "destination-rule-all.yaml").read_text(),
+        virtual_service: (BOOKINFO / virtual_service).read_text(),
+    }
+    start_sidecar(mesh, "reviews-v2", caller, {9080: free_port(caller)}, files, "bookinfo-reviews", ca=ca)
+    return f"http://{caller}:15001", ratings
+
+
+def test_bookinfo_ratings_test_abort_unchanged(mesh: Mesh, ca: Path):
+    outbound, ratings = bookinfo_ratings(mesh, ca, "virtual-service-ratings-test-abort.yaml")
+    aborted = curl(f"{outbound}/ratings/0", "-H", "Host: ratings:9080", "-H", "end-user: jason")
+    assert aborted.status == 500
+    assert aborted.headers["x-meshgate-response-flags"] == "FI"
+    assert curl(f"{outbound}/ratings/1", "-H", "Host: ratings:9080", "-H", "end-user: alice").status == 200
+    # ratings saw only the request that was not aborted.
+    assert settle(ratings, 1) == ["GET /ratings/1"]
+
+
+def test_bookinfo_ratings_test_delay_unchanged(mesh: Mesh, ca: Path):
+    outbound, ratings = bookinfo_ratings(mesh, ca, "virtual-service-ratings-test-delay.yaml")
+    started = time.monotonic()
+    assert curl(f"{outbound}/ratings/0", "-H", "Host: ratings:9080", "-H", "end-user: jason", timeout=20).status == 200
+    delayed = time.monotonic() - started
+    assert delayed >= 7, f"answered after {delayed:.2f}s; the fixture delays jason's requests 7s"
+    assert curl(f"{outbound}/ratings/1", "-H", "Host: ratings:9080").status == 200
+    assert settle(ratings, 2) == ["GET /ratings/0", "GET /ratings/1"]

@@ -110,6 +110,7 @@ enum RoutePolicyDecoder {
             if !codes.isEmpty { conditions.insert(.retriableStatusCodes) }
             policy.conditions = conditions
             policy.retriableStatusCodes = codes
+            policy.explicitRetryOn = true
         }
         if let field = retries["perTryTimeout"], let perTry = field.duration() {
             if perTry < .milliseconds(1) {

@@ -75,6 +75,9 @@ public struct HTTPRetryPolicy: Sendable, Hashable {
     /// A retry goes to another endpoint than the failed attempts' when there is one (Istio's
     /// `retryIgnorePreviousHosts`, true by default: Envoy's `previous_hosts` predicate).
     public var avoidPreviousHosts = true
+    /// `retryOn` was written: its conditions apply to every method. Under Istio's default
+    /// conditions a request that is not idempotent is retried only when it never reached an upstream.
+    public var explicitRetryOn = false
 
     public init(
         attempts: Int, perTryTimeout: Duration? = nil, conditions: Set<Condition>, retriableStatusCodes: Set<Int> = [],

@@ -438,6 +438,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
+    /// RFC 9110 §9.2.2: repeating the request has the effect of sending it once.
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+
     /// Request bodies up to this size are kept for retries (Envoy buffers what it may retry, too).
     static let maxReplayBytes = 64 * 1024
 
@@ -614,7 +622,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
-        exchange.retry = route.retries.attempts > 0 ? RetryState(policy: route.retries) : nil
+        exchange.retry = route.retries.attempts > 0 ? RetryState(policy: route.retries, idempotent: Self.isIdempotent(head.method)) : nil
         let endpoint = cluster.endpoints[endpointIndex]
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
@@ -720,6 +728,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         if maxRequests > 0 && connection.requestsSent >= maxRequests && !connection.isStream {
             upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
             exchange.upstreamReusable = false
+        }
+        if let retries = exchange.retry?.retries, retries > 0 {
+            // Envoy's `x-envoy-attempt-count`, on the attempts after the first.
+            upstreamHead.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(retries + 1))
         }
         if exchange.bodyFraming == .decidedByFirstPart {
             // Sent with the request's first part (no part can be pending before it).

@@ -29,17 +29,27 @@ struct RetryState {
     }
 
     let policy: HTTPRetryPolicy
+    /// The request's method is idempotent (RFC 9110 §9.2.2).
+    let idempotent: Bool
     /// Retries made so far.
     private(set) var retries = 0
 
-    init(policy: HTTPRetryPolicy) {
+    init(policy: HTTPRetryPolicy, idempotent: Bool = true) {
         self.policy = policy
+        self.idempotent = idempotent
     }
 
     /// What to do after an attempt ended with `outcome`. `replayable`: the request can be sent
     /// again (its body, if any, is still held). `roll` in 0..<1 picks the jittered backoff.
+    ///
+    /// Better than Istio (whose default retries a POST the upstream may have acted on, issue
+    /// #13851): under a policy that does not name its `retryOn`, a request that is not idempotent is
+    /// retried only when nothing of it reached an upstream (a failed connect, a refused stream).
     mutating func next(after outcome: Outcome, replayable: Bool, roll: Double) -> Action {
         guard self.shouldRetry(outcome) else { return .done }
+        if !self.idempotent && !self.policy.explicitRetryOn && outcome != .connectFailure && outcome != .refusedStream {
+            return .done
+        }
         guard replayable, self.retries < self.policy.attempts else { return .exhausted }
         self.retries += 1
         return .retry(after: self.backoff(roll: roll))

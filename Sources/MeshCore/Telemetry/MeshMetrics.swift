@@ -193,6 +193,7 @@ public final class MeshMetrics: Sendable {
         "meshgate_tracing_spans_dropped_total": "Spans dropped (queue full or collector errors).",
         "meshgate_downstream_rejected_total": "Requests refused as malformed or ambiguous, by reason.",
         "meshgate_upstream_protocol_errors_total": "Upstream responses refused as malformed or ambiguous (UPE).",
+        "meshgate_upstream_retries_total": "Retries of upstream requests by the routes' retry policies, by cluster.",
     ]
 
     private static func renderHistogram(_ out: inout String, _ name: String, _ help: String, _ series: [(String, Histogram)]) {
