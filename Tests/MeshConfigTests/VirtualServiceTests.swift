@@ -490,6 +490,51 @@ import Testing
         ])
     }
 
+    @Test func corsPoliciesAreReadAndBadOnesNamed() throws {
+        let good = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route: [{destination: {host: reviews}}]
+                corsPolicy:
+                  allowOrigins: [{exact: "https://example.com"}, {regex: "https://.*[.]example[.]org"}]
+                  allowMethods: [POST, GET]
+                  allowCredentials: false
+                  allowHeaders: [X-Foo-Bar]
+                  maxAge: 24h
+                  unmatchedPreflights: IGNORE
+            """)
+        #expect(good.lines.filter { $0.hasPrefix("conf/") } == [])
+        let http = try #require(good.configuration?.virtualServices.first?.http)
+        #expect(http[0].cors == CORSPolicy(
+            allowOrigins: [.exact("https://example.com"), .regex("https://.*[.]example[.]org")], allowMethods: ["POST", "GET"],
+            allowHeaders: ["X-Foo-Bar"], maxAge: .seconds(86400), unmatchedPreflights: .ignore
+        ))
+        let bad = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - route: [{destination: {host: reviews}}]
+                corsPolicy:
+                  allowOrigin: ["https://old.example"]
+              - route: [{destination: {host: reviews}}]
+                corsPolicy:
+                  allowOrigins: [{regex: "(a"}]
+                  unmatchedPreflights: SOMETIMES
+            """)
+        #expect(bad.lines.filter { $0.hasPrefix("conf/") } == [
+            "conf/reviews.yaml:9: warning: VirtualService/reviews.spec.http[0].corsPolicy.allowOrigin: allowOrigin is deprecated; use allowOrigins: [{exact: ...}] (read as exact matches)",
+            "conf/reviews.yaml:12: error: VirtualService/reviews.spec.http[1].corsPolicy.allowOrigins[0].regex: invalid regex (RE2): missing ): (a",
+            "conf/reviews.yaml:13: error: VirtualService/reviews.spec.http[1].corsPolicy.unmatchedPreflights: invalid value \"SOMETIMES\"; expected one of UNSPECIFIED, FORWARD, IGNORE",
+        ])
+    }
+
     @Test func badFaultsAndRetriesAreNamedAtTheirLine() {
         let result = loadVS("""
             apiVersion: networking.istio.io/v1

@@ -131,6 +131,38 @@ import Testing
         #expect(RequestMirror.shadowHost("[::1]:80") == "[::1]-shadow:80")
     }
 
+    @Test func corsAnswersAllowedPreflightsAndDecoratesAllowedResponses() throws {
+        let cors = try CompiledCORS(CORSPolicy(
+            allowOrigins: [.exact("https://app.example"), .regex("https://.*\\.shop\\.example")], allowMethods: ["GET", "POST"],
+            allowHeaders: ["x-token"], exposeHeaders: ["x-trace"], maxAge: .seconds(86400), allowCredentials: true
+        ))
+        guard case .answerPreflight(let preflight) = cors.decide(method: .OPTIONS, origin: "https://app.example", requestMethod: "POST") else {
+            Issue.record("an allowed preflight is answered")
+            return
+        }
+        #expect(preflight.first(name: "access-control-allow-origin") == "https://app.example")
+        #expect(preflight.first(name: "access-control-allow-methods") == "GET,POST")
+        #expect(preflight.first(name: "access-control-allow-headers") == "x-token")
+        #expect(preflight.first(name: "access-control-max-age") == "86400")
+        #expect(preflight.first(name: "access-control-allow-credentials") == "true")
+        #expect(!preflight.contains(name: "access-control-expose-headers"))
+        guard case .addToResponse(let simple) = cors.decide(method: .GET, origin: "https://a.shop.example", requestMethod: nil) else {
+            Issue.record("an allowed simple request gets response headers")
+            return
+        }
+        #expect(simple.first(name: "access-control-allow-origin") == "https://a.shop.example")
+        #expect(simple.first(name: "access-control-expose-headers") == "x-trace")
+        #expect(!simple.contains(name: "access-control-allow-methods"))
+        // Another origin, no origin, or an OPTIONS that is no preflight: nothing (the preflight is forwarded).
+        #expect(cors.decide(method: .OPTIONS, origin: "https://evil.example", requestMethod: "POST") == .none)
+        #expect(cors.decide(method: .GET, origin: nil, requestMethod: nil) == .none)
+        #expect(cors.decide(method: .OPTIONS, origin: "https://app.example", requestMethod: nil) != .none)
+        let ignoring = try CompiledCORS(CORSPolicy(allowOrigins: [.exact("https://app.example")], unmatchedPreflights: .ignore))
+        #expect(ignoring.decide(method: .OPTIONS, origin: "https://evil.example", requestMethod: "GET") == .answerPreflight(HTTPHeaders()))
+        let any = try CompiledCORS(CORSPolicy(allowOrigins: [.exact("*")]))
+        #expect(any.decide(method: .GET, origin: "https://x.example", requestMethod: nil) != .none)
+    }
+
     @Test func retriesAvoidTheEndpointsAlreadyTried() throws {
         let snapshot = try SnapshotCompiler.compileGateway(
             Fixtures.configuration(http: [HTTPRoute(match: [], route: [Fixtures.to("reviews")])]), generation: 1

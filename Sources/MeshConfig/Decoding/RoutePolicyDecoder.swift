@@ -168,3 +168,48 @@ extension VirtualServiceDecoder {
         return mirrors
     }
 }
+
+extension RoutePolicyDecoder {
+    static let cors = Schema(
+        [
+            "allowOrigins", "allowOrigin", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge", "allowCredentials",
+            "unmatchedPreflights",
+        ]
+    )
+
+    /// `corsPolicy`: origins as StringMatches (or the deprecated exact `allowOrigin` strings).
+    static func cors(_ cors: MapReader) -> CORSPolicy {
+        var origins: [StringMatch] = []
+        if let list = cors["allowOrigins"]?.list() {
+            origins = list.compactMap { StringMatchDecoder.required($0) }
+        }
+        if let field = cors["allowOrigin"] {
+            field.warning("allowOrigin is deprecated; use allowOrigins: [{exact: ...}] (read as exact matches)")
+            origins += field.strings()?.map { StringMatch.exact($0.value) } ?? []
+        }
+        if cors["allowOrigins"] == nil && cors["allowOrigin"] == nil {
+            cors.field.warning("a corsPolicy without allowOrigins allows no origin: no response gets CORS headers")
+        }
+        func names(_ key: String) -> [String] {
+            cors[key]?.strings()?.compactMap { value, item in
+                guard !value.isEmpty, !value.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+                    item.error("\(key) entries must be non-empty header values on one line")
+                    return nil
+                }
+                return value
+            } ?? []
+        }
+        var maxAge: Duration?
+        if let field = cors["maxAge"], let age = field.duration() {
+            if age < .seconds(1) && age != .zero { field.warning("maxAge is sent in whole seconds; \(field.string() ?? "") rounds to 0") }
+            maxAge = age
+        }
+        return CORSPolicy(
+            allowOrigins: origins, allowMethods: names("allowMethods"), allowHeaders: names("allowHeaders"),
+            exposeHeaders: names("exposeHeaders"), maxAge: maxAge, allowCredentials: cors.bool("allowCredentials") ?? false,
+            unmatchedPreflights: cors["unmatchedPreflights"]?.oneOf(
+                ["UNSPECIFIED": CORSPolicy.UnmatchedPreflights.forward, "FORWARD": .forward, "IGNORE": .ignore]
+            ) ?? .forward
+        )
+    }
+}

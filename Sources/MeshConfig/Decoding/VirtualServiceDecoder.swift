@@ -7,9 +7,8 @@ struct VirtualServiceDecoder {
     static let httpRoute = Schema(
         [
             "name", "match", "route", "rewrite", "timeout", "headers", "delegate", "redirect", "directResponse", "fault", "retries",
-            "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent",
-        ],
-        unsupported: ["corsPolicy"]
+            "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "mirror_percent", "corsPolicy",
+        ]
     )
     static let redirect = Schema(["uri", "authority", "port", "derivePort", "scheme", "redirectCode"])
     static let directResponse = Schema(["status", "body"])
@@ -165,6 +164,7 @@ struct VirtualServiceDecoder {
             fault: route.map("fault", RoutePolicyDecoder.fault).flatMap(RoutePolicyDecoder.fault),
             retries: route.map("retries", RoutePolicyDecoder.retries).map { RoutePolicyDecoder.retries($0, routeTimeout: timeout) },
             mirrors: self.mirrors(route),
+            cors: route.map("corsPolicy", RoutePolicyDecoder.cors).map(RoutePolicyDecoder.cors),
             location: route.location
         )
     }

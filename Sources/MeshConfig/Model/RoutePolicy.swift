@@ -112,3 +112,36 @@ public struct HTTPMirror: Sendable, Hashable {
         self.percentage = percentage
     }
 }
+
+/// Istio's `CorsPolicy`: the gateway answers matching preflights itself and adds the
+/// `access-control-*` headers to responses for an allowed origin (Envoy's CORS filter).
+public struct CORSPolicy: Sendable, Hashable {
+    /// What a preflight from an origin the policy does not allow gets.
+    public enum UnmatchedPreflights: Sendable, Hashable {
+        /// Sent on to the upstream, as any request (Istio's default).
+        case forward
+        /// Answered 200 here, without CORS headers.
+        case ignore
+    }
+
+    public var allowOrigins: [StringMatch]
+    public var allowMethods: [String]
+    public var allowHeaders: [String]
+    public var exposeHeaders: [String]
+    public var maxAge: Duration?
+    public var allowCredentials: Bool
+    public var unmatchedPreflights: UnmatchedPreflights
+
+    public init(
+        allowOrigins: [StringMatch], allowMethods: [String] = [], allowHeaders: [String] = [], exposeHeaders: [String] = [],
+        maxAge: Duration? = nil, allowCredentials: Bool = false, unmatchedPreflights: UnmatchedPreflights = .forward
+    ) {
+        self.allowOrigins = allowOrigins
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
+        self.exposeHeaders = exposeHeaders
+        self.maxAge = maxAge
+        self.allowCredentials = allowCredentials
+        self.unmatchedPreflights = unmatchedPreflights
+    }
+}

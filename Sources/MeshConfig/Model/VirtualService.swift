@@ -190,6 +190,8 @@ public struct HTTPRoute: Sendable, Hashable {
     public var retries: HTTPRetryPolicy?
     /// `mirror` and `mirrors[]`.
     public var mirrors: [HTTPMirror]
+    /// `corsPolicy`.
+    public var cors: CORSPolicy?
     public var location: SourceLocation?
 
     public init(
@@ -197,8 +199,9 @@ public struct HTTPRoute: Sendable, Hashable {
         timeout: Duration? = nil, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil,
         delegate: DelegateReference? = nil, redirect: HTTPRedirect? = nil, directResponse: HTTPDirectResponse? = nil,
         fault: HTTPFaultInjection? = nil, retries: HTTPRetryPolicy? = nil, mirrors: [HTTPMirror] = [],
-        location: SourceLocation? = nil
+        cors: CORSPolicy? = nil, location: SourceLocation? = nil
     ) {
+        self.cors = cors
         self.mirrors = mirrors
         self.fault = fault
         self.retries = retries

@@ -1,6 +1,6 @@
 /// How a delegate's http route joins the root route that delegates to it, as Istio merges them
 /// (pilot's VirtualService delegation): the route's matches are the root's match conditions AND the
-/// delegate's, and what the delegate route leaves unset (rewrite, timeout, headers, fault, retries, mirrors) comes from the
+/// delegate's, and what the delegate route leaves unset (rewrite, timeout, headers, fault, retries, mirrors, CORS) comes from the
 /// root route.
 ///
 /// Each root match is paired with each delegate match. A pair conflicts when the delegate's
@@ -25,6 +25,7 @@ enum DelegateMerge {
         merged.fault = delegate.fault ?? root.fault
         merged.retries = delegate.retries ?? root.retries
         if merged.mirrors.isEmpty { merged.mirrors = root.mirrors }
+        merged.cors = delegate.cors ?? root.cors
         merged.requestHeaders = delegate.requestHeaders ?? root.requestHeaders
         merged.responseHeaders = delegate.responseHeaders ?? root.responseHeaders
         merged.delegate = nil

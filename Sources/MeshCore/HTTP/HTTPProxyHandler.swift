@@ -174,6 +174,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var perTryTimer: Scheduled<Void>?
         /// A retriable failure with no retry left: flag `URX`.
         var retriesExhausted = false
+        /// The route's CORS headers for this request's response (an allowed origin).
+        var corsHeaders: HTTPHeaders?
     }
 
     /// A request routed, on its way to the router (kept across an injected delay).
@@ -555,6 +557,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         exchange.record.routeName = route.name
+        if let cors = route.cors {
+            switch cors.decide(method: head.method, origin: head.headers.first(name: "origin"), requestMethod: head.headers.first(name: "access-control-request-method")) {
+            case .none: break
+            case .addToResponse(let headers): exchange.corsHeaders = headers
+            case .answerPreflight(let headers):
+                exchange.corsHeaders = headers
+                self.sendLocalReply(.corsPreflight)
+                return
+            }
+        }
         // A route's own answers carry its `headers.response`, as Envoy's direct-response entries do.
         if let reply = route.directResponse {
             self.sendLocalReply(reply, responseHeaders: route.responseHeaders)
@@ -842,6 +854,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
             exchange.responseHeaders?.apply(to: &headers)
+            if let cors = exchange.corsHeaders {
+                // The policy's headers replace any the upstream wrote (Envoy's CORS filter sets them).
+                for (name, value) in cors { headers.replaceOrAdd(name: name, value: value) }
+            }
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
                 // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).
@@ -1104,6 +1120,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.count
         var head = reply.head(version: exchange.requestHead.version, close: close)
         responseHeaders?.apply(to: &head.headers)
+        if let cors = exchange.corsHeaders { head.headers.add(contentsOf: cors) }
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             let buffer = context.channel.allocator.buffer(bytes: reply.body)

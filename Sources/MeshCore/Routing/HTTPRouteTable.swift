@@ -98,6 +98,8 @@ public struct CompiledHTTPRoute: Sendable {
     public var retries: HTTPRetryPolicy = .default
     /// `mirror` / `mirrors[]` to declared clusters.
     public var mirrors: [CompiledMirror] = []
+    /// `corsPolicy`.
+    public var cors: CompiledCORS? = nil
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }

@@ -179,6 +179,7 @@ public struct SnapshotCompiler {
                 compiled.directResponse = route.directResponse.map(LocalReply.directResponse)
                 compiled.fault = route.fault
                 compiled.retries = route.retries ?? .default
+                compiled.cors = try route.cors.map(CompiledCORS.init)
                 compiled.mirrors = route.mirrors.enumerated().compactMap { index, mirror in
                     // An undeclared mirror host was named by validation; nothing is mirrored to it (as Envoy skips it).
                     let picked = self.weightedClusters(
