@@ -55,6 +55,32 @@ extern "C" int meshgate_re2_full_match(const meshgate_re2 *re, const char *subje
     return re2::RE2::FullMatch(text, re->regex) ? 1 : 0;
 }
 
+extern "C" int meshgate_re2_check_rewrite(const meshgate_re2 *re, const char *rewrite, size_t length, char **error) {
+    if (error != nullptr) {
+        *error = nullptr;
+    }
+    std::string message;
+    if (re->regex.CheckRewriteString(re2::StringPiece(rewrite, length), &message)) {
+        return 1;
+    }
+    if (error != nullptr) {
+        *error = copy_message(message);
+    }
+    return 0;
+}
+
+extern "C" char *meshgate_re2_global_replace(const meshgate_re2 *re, const char *subject, size_t length, const char *rewrite,
+                                             size_t rewrite_length, size_t *result_length) {
+    try {
+        std::string text(subject == nullptr ? "" : subject, subject == nullptr ? 0 : length);
+        re2::RE2::GlobalReplace(&text, re->regex, re2::StringPiece(rewrite, rewrite_length));
+        *result_length = text.size();
+        return copy_message(text);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
 extern "C" void meshgate_re2_free(meshgate_re2 *re) {
     delete re;
 }

@@ -18,6 +18,16 @@ import Testing
         #expect(try RE2Regex(".*").matches(""))
     }
 
+    @Test func replacesEveryMatchWithCaptureGroups() throws {
+        let regex = try RE2Regex("^/service/([^/]+)(/.*)$")
+        #expect(regex.replacingAll(in: "/service/foo/v1/api", with: "\\2/instance/\\1") == "/v1/api/instance/foo")
+        let dashes = try RE2Regex("-")
+        #expect(dashes.replacingAll(in: "/a-b-c", with: "_") == "/a_b_c")
+        #expect(dashes.replacingAll(in: "/none", with: "_") == "/none")
+        #expect(throws: RE2Regex.CompileError.self) { try regex.checkRewrite("\\3") }
+        try regex.checkRewrite("\\1-\\2")
+    }
+
     @Test func matchesBytesThatAreNotUTF8WithoutTrapping() throws {
         let regex = try RE2Regex("a.*b")
         let bytes: [UInt8] = [0x61, 0xFF, 0xC3, 0x62]

@@ -535,6 +535,49 @@ import Testing
         ])
     }
 
+    @Test func perDestinationHeadersAndRegexRewritesAreRead() throws {
+        let result = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - rewrite: {uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: "\\\\2/instance/\\\\1"}}
+                route:
+                - destination: {host: reviews, subset: v1}
+                  weight: 50
+                  headers: {request: {set: {x-subset: v1}}, response: {add: {x-from: v1}}}
+                - destination: {host: reviews, subset: v2}
+                  weight: 50
+              - rewrite: {uri: /x, uriRegexRewrite: {match: "(", rewrite: "y"}}
+                route: [{destination: {host: reviews}}]
+              - rewrite: {uriRegexRewrite: {match: "^/(a)$", rewrite: "\\\\2"}}
+                route: [{destination: {host: reviews}}]
+            """)
+        #expect(result.lines.filter { $0.hasPrefix("conf/") } == [
+            "conf/reviews.yaml:14: error: VirtualService/reviews.spec.http[1].rewrite: a rewrite has either uri or uriRegexRewrite, not both",
+            "conf/reviews.yaml:14: error: VirtualService/reviews.spec.http[1].rewrite.uriRegexRewrite.match: invalid regex (RE2): missing ): (",
+            "conf/reviews.yaml:16: error: VirtualService/reviews.spec.http[2].rewrite.uriRegexRewrite.rewrite: invalid rewrite for regex ^/(a)$: Rewrite schema requests 2 matches, but the regexp only has 1 parenthesized subexpressions.",
+        ])
+        let good = loadVS("""
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: reviews}
+            spec:
+              hosts: [reviews]
+              http:
+              - rewrite: {uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: "\\\\2/instance/\\\\1"}}
+                route:
+                - destination: {host: reviews, subset: v1}
+                  headers: {request: {set: {x-subset: v1}}, response: {add: {x-from: v1}}}
+            """)
+        let http = try #require(good.configuration?.virtualServices.first?.http)
+        #expect(http[0].rewrite?.uriRegexRewrite == HTTPRewrite.RegexRewrite(match: "^/service/([^/]+)(/.*)$", rewrite: "\\2/instance/\\1"))
+        #expect(http[0].route[0].requestHeaders == HeaderOperations(set: [.init(name: "x-subset", value: "v1")], add: [], remove: []))
+        #expect(http[0].route[0].responseHeaders == HeaderOperations(set: [], add: [.init(name: "x-from", value: "v1")], remove: []))
+    }
+
     @Test func badFaultsAndRetriesAreNamedAtTheirLine() {
         let result = loadVS("""
             apiVersion: networking.istio.io/v1

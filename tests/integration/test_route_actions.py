@@ -39,6 +39,15 @@ ROUTES = """\
         remove: [x-version]
     route: [{destination: {host: httpbin}}]
   - match:
+    - uri: {prefix: /service/}
+    rewrite: {uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: "\\\\2"}}
+    headers: {request: {set: {x-route: regex}}, response: {set: {x-route: regex}}}
+    route:
+    - destination: {host: httpbin}
+      headers:
+        request: {set: {x-route: destination, x-destination: httpbin}}
+        response: {add: {x-destination: httpbin}}
+  - match:
     - uri: {exact: /v1/getProductRatings}
     redirect: {uri: /v1/bookRatings, authority: bookratings.example}
   - match:
@@ -99,6 +108,19 @@ def test_header_operations_apply_to_the_request_and_the_response(mesh: Mesh):
     # Other routes are untouched.
     plain = curl(gw.url("/headers"), "-H", "x-secret: s")
     assert plain.json()["headers"]["x-secret"] == "s" and "x-version" in plain.headers
+
+
+def test_uri_regex_rewrite_and_per_destination_headers(mesh: Mesh):
+    gw, app = gateway(mesh)
+    reply = curl(gw.url("/service/books/x/y?q=1"))
+    # /service/books/x/y → /x/y (the second group); the query string stays.
+    wait_until(lambda: len(app.requests()) >= 1, 10, "the app to log the request")
+    assert app.requests() == ["GET /x/y?q=1"]
+    # The destination's operations apply first, then the route's: the route's set wins.
+    assert reply.headers["x-route"] == "regex"
+    assert reply.headers["x-destination"] == "httpbin"
+    echoed = curl(gw.url("/service/books/headers")).json()["headers"]
+    assert echoed["x-route"] == "regex" and echoed["x-destination"] == "httpbin"
 
 
 def test_redirect_and_direct_response_answer_without_any_upstream(mesh: Mesh):

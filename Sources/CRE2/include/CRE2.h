@@ -23,6 +23,18 @@ int meshgate_re2_program_size(const meshgate_re2 *_Nonnull re);
 /// 1 when the pattern matches all `length` bytes of `subject`, else 0.
 int meshgate_re2_full_match(const meshgate_re2 *_Nonnull re, const char *_Nullable subject, size_t length);
 
+/// 1 when `rewrite` (`length` bytes, `\\1`-style references) suits the pattern's capture groups; else 0,
+/// with RE2's message stored in `error` as for `meshgate_re2_compile`.
+int meshgate_re2_check_rewrite(const meshgate_re2 *_Nonnull re, const char *_Nonnull rewrite, size_t length,
+                               char *_Nullable *_Nullable error);
+
+/// `subject` with every non-overlapping match replaced by `rewrite` (RE2's GlobalReplace), as a
+/// malloc'd NUL-terminated string of `*result_length` bytes the caller releases with
+/// `meshgate_re2_free_error`; NULL when out of memory.
+char *_Nullable meshgate_re2_global_replace(const meshgate_re2 *_Nonnull re, const char *_Nullable subject, size_t length,
+                                            const char *_Nonnull rewrite, size_t rewrite_length,
+                                            size_t *_Nonnull result_length);
+
 void meshgate_re2_free(meshgate_re2 *_Nullable re);
 void meshgate_re2_free_error(char *_Nullable error);
 

@@ -16,12 +16,13 @@ struct VirtualServiceDecoder {
     static let delegate = Schema(["name", "namespace"])
     static let headers = Schema(["request", "response"])
     static let headerOperations = Schema(["set", "add", "remove"])
-    static let rewrite = Schema(["uri", "authority"], unsupported: ["uriRegexRewrite"])
+    static let rewrite = Schema(["uri", "authority", "uriRegexRewrite"])
+    static let regexRewrite = Schema(["match", "rewrite"])
     static let httpMatch = Schema(
         ["name", "uri", "ignoreUriCase", "method", "authority", "headers", "withoutHeaders", "queryParams", "port", "gateways"],
         unsupported: ["scheme", "sourceLabels", "sourceNamespace", "statPrefix"]
     )
-    static let httpDestination = Schema(["destination", "weight"], unsupported: ["headers"])
+    static let httpDestination = Schema(["destination", "weight", "headers"])
     /// A `tcp[]` or `tls[]` rule.
     static let l4Route = Schema(["match", "route"])
     static let l4Destination = Schema(["destination", "weight"])
@@ -149,7 +150,13 @@ struct VirtualServiceDecoder {
         let redirect = route.map("redirect", Self.redirect).map(Self.redirect)
         let directResponse = route.map("directResponse", Self.directResponse).flatMap(Self.directResponse)
         let rewrite = route.map("rewrite", Self.rewrite).map { rewrite in
-            HTTPRewrite(uri: rewrite.string("uri"), authority: rewrite.string("authority"))
+            if rewrite["uri"] != nil && rewrite["uriRegexRewrite"] != nil {
+                rewrite.field.error("a rewrite has either uri or uriRegexRewrite, not both")
+            }
+            return HTTPRewrite(
+                uri: rewrite.string("uri"), authority: rewrite.string("authority"),
+                uriRegexRewrite: rewrite.map("uriRegexRewrite", Self.regexRewrite).flatMap(Self.regexRewrite)
+            )
         }
         if let uri = rewrite?.uri, !uri.hasPrefix("/") {
             route["rewrite"]?.error("rewrite.uri must start with /, not \"\(uri)\"")
@@ -167,6 +174,26 @@ struct VirtualServiceDecoder {
             cors: route.map("corsPolicy", RoutePolicyDecoder.cors).map(RoutePolicyDecoder.cors),
             location: route.location
         )
+    }
+
+    /// `uriRegexRewrite: {match, rewrite}`: an RE2 regex and a rewrite whose `\\N` name its groups.
+    private static func regexRewrite(_ map: MapReader) -> HTTPRewrite.RegexRewrite? {
+        guard let matchField = map.required("match"), let pattern = matchField.string(),
+            let rewriteField = map.required("rewrite"), let rewrite = rewriteField.string()
+        else { return nil }
+        do {
+            let regex = try RE2Regex(pattern)
+            do {
+                try regex.checkRewrite(rewrite)
+            } catch {
+                rewriteField.error("\(error)")
+                return nil
+            }
+        } catch {
+            matchField.error("\(error)")
+            return nil
+        }
+        return HTTPRewrite.RegexRewrite(match: pattern, rewrite: rewrite)
     }
 
     /// `redirect`: at least one of `uri`, `authority`, `scheme`, `port`, `derivePort` (else it would
@@ -346,7 +373,14 @@ struct VirtualServiceDecoder {
             }
             sum += weight
             if let destination = item.required("destination")?.map(Self.destination).flatMap({ self.destination($0) }) {
-                result.append(RouteDestination(destination: destination, weight: weight))
+                let headers = item.map("headers", Self.headers)
+                result.append(
+                    RouteDestination(
+                        destination: destination, weight: weight,
+                        requestHeaders: headers?.map("request", Self.headerOperations).map(self.headerOperations),
+                        responseHeaders: headers?.map("response", Self.headerOperations).map(self.headerOperations)
+                    )
+                )
             }
         }
         if items.count == 1, !result.isEmpty {

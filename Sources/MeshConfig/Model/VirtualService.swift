@@ -104,10 +104,16 @@ public struct RouteDestination: Sendable, Hashable {
     /// Relative, as in current Istio: each destination gets `weight / sum of the route's weights` of
     /// the traffic (0 = none); a lone destination gets 100.
     public var weight: Int
+    /// `headers.request` / `headers.response` applied when this destination is picked, before the
+    /// route's own (Envoy's weighted-cluster header operations).
+    public var requestHeaders: HeaderOperations?
+    public var responseHeaders: HeaderOperations?
 
-    public init(destination: Destination, weight: Int) {
+    public init(destination: Destination, weight: Int, requestHeaders: HeaderOperations? = nil, responseHeaders: HeaderOperations? = nil) {
         self.destination = destination
         self.weight = weight
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
     }
 }
 
@@ -249,10 +255,24 @@ public struct HTTPRewrite: Sendable, Hashable {
     public var uri: String?
     /// Replaces the `Host` / `:authority` sent upstream.
     public var authority: String?
+    /// `uriRegexRewrite`: every match of `match` in the path (not the query) replaced by `rewrite`
+    /// (`\\1` names a capture group), as Envoy's `regex_rewrite`.
+    public var uriRegexRewrite: RegexRewrite?
 
-    public init(uri: String? = nil, authority: String? = nil) {
+    public struct RegexRewrite: Sendable, Hashable {
+        public var match: String
+        public var rewrite: String
+
+        public init(match: String, rewrite: String) {
+            self.match = match
+            self.rewrite = rewrite
+        }
+    }
+
+    public init(uri: String? = nil, authority: String? = nil, uriRegexRewrite: RegexRewrite? = nil) {
         self.uri = uri
         self.authority = authority
+        self.uriRegexRewrite = uriRegexRewrite
     }
 }
 

@@ -62,4 +62,31 @@ public final class RE2Regex: @unchecked Sendable {
             subject.count
         ) != 0
     }
+
+    /// Throws RE2's message when `rewrite` names a capture group the pattern does not have.
+    public func checkRewrite(_ rewrite: String) throws(CompileError) {
+        var errorText: UnsafeMutablePointer<CChar>?
+        let ok = rewrite.withCString { meshgate_re2_check_rewrite(self.program, $0, rewrite.utf8.count, &errorText) }
+        guard ok == 0 else { return }
+        let message = errorText.map { String(cString: $0) } ?? "invalid rewrite"
+        meshgate_re2_free_error(errorText)
+        throw CompileError(message: "invalid rewrite for regex \(self.pattern): \(message)")
+    }
+
+    /// `subject` with every non-overlapping match replaced by `rewrite` (`\\1` names a capture group).
+    public func replacingAll(in subject: Substring, with rewrite: String) -> String {
+        let original = subject
+        var subject = subject
+        return subject.withUTF8 { bytes in
+            rewrite.withCString { rewriteBytes in
+                var length = 0
+                guard let result = meshgate_re2_global_replace(
+                    self.program, UnsafeRawPointer(bytes.baseAddress)?.assumingMemoryBound(to: CChar.self), bytes.count,
+                    rewriteBytes, rewrite.utf8.count, &length
+                ) else { return String(original) }
+                defer { meshgate_re2_free_error(result) }
+                return String(decoding: UnsafeRawBufferPointer(start: result, count: length), as: UTF8.self)
+            }
+        }
+    }
 }

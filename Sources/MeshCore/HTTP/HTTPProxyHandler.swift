@@ -147,8 +147,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var upgrade: String?
         /// The upstream answered 101: the tunnel is installed at the end of that response.
         var switching = false
-        /// The route's `headers.response`, applied to the upstream's response head.
+        /// The route's `headers.response`, applied to the upstream's response head (after the picked
+        /// destination's own).
         var responseHeaders: HeaderOperations?
+        var destinationResponseHeaders: HeaderOperations?
         /// How the request body is framed upstream (one canonical header, whatever the client sent).
         var bodyFraming = Framing.none
         /// The upstream head waits for the request's first part to decide its framing (HTTP/2 without `content-length`).
@@ -618,7 +620,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         )
         var upstreamHeaders = routed.upstreamHeaders
         let cluster: Cluster
-        switch route.destinations.pickTarget() {
+        let picked = route.destinations.pickEntry()
+        switch picked?.target {
         case .cluster(let picked)?:
             cluster = picked
         case .missing(let name)?:
@@ -671,9 +674,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         var target = routedHead.uri
         if let rewrite = route.rewrite {
             if let uri = rewrite.uri { target = route.rewrittenTarget(request, uri: uri) }
+            if let (regex, replacement) = route.regexRewrite { target = route.regexRewrittenTarget(request, regex: regex, rewrite: replacement) }
             if let authority = rewrite.authority { upstreamHeaders.replaceOrAdd(name: "host", value: authority) }
         }
+        // The picked destination's header operations first, then the route's (Envoy's order).
+        picked?.headers?.request?.apply(to: &upstreamHeaders)
         route.requestHeaders?.apply(to: &upstreamHeaders)
+        exchange.destinationResponseHeaders = picked?.headers?.response
         exchange.responseHeaders = route.responseHeaders
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: upstreamHeaders)
@@ -853,6 +860,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
+            exchange.destinationResponseHeaders?.apply(to: &headers)
             exchange.responseHeaders?.apply(to: &headers)
             if let cors = exchange.corsHeaders {
                 // The policy's headers replace any the upstream wrote (Envoy's CORS filter sets them).

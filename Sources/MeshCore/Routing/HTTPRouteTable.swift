@@ -100,6 +100,8 @@ public struct CompiledHTTPRoute: Sendable {
     public var mirrors: [CompiledMirror] = []
     /// `corsPolicy`.
     public var cors: CompiledCORS? = nil
+    /// `rewrite.uriRegexRewrite`, compiled.
+    public var regexRewrite: (regex: RE2Regex, rewrite: String)? = nil
 
     public func matches(_ request: RouteRequest) -> Bool {
         self.matches.isEmpty || self.matches.contains { $0.matches(request) }
@@ -113,6 +115,14 @@ public struct CompiledHTTPRoute: Sendable {
         if let length = matched?.uri?.prefixLength {
             path += request.path.dropFirst(length)
         }
+        if let query = request.query { path += "?\(query)" }
+        return path
+    }
+
+    /// The request target after `rewrite.uriRegexRewrite`: every match in the path replaced; the
+    /// query string stays.
+    func regexRewrittenTarget(_ request: RouteRequest, regex: RE2Regex, rewrite: String) -> String {
+        var path = regex.replacingAll(in: request.path, with: rewrite)
         if let query = request.query { path += "?\(query)" }
         return path
     }

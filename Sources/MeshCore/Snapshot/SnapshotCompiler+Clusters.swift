@@ -10,14 +10,16 @@ extension SnapshotCompiler {
     mutating func weightedClusters(
         _ destinations: [RouteDestination], path: String, location: SourceLocation?, listenerPort: Int? = nil
     ) -> WeightedClusters {
-        var weighted: [(target: WeightedClusters.Target, weight: Int)] = []
+        var weighted: [(target: WeightedClusters.Target, weight: Int, headers: DestinationHeaders?)] = []
         for (index, destination) in destinations.enumerated() {
             let path = "\(path).route[\(index)]"
             if let target = self.target(for: destination.destination, path: path, location: location, listenerPort: listenerPort) {
-                weighted.append((target, destination.weight))
+                let hasHeaders = destination.requestHeaders != nil || destination.responseHeaders != nil
+                let headers = hasHeaders ? DestinationHeaders(request: destination.requestHeaders, response: destination.responseHeaders) : nil
+                weighted.append((target, destination.weight, headers))
             }
         }
-        return WeightedClusters(targets: weighted)
+        return WeightedClusters(entries: weighted)
     }
 
     /// The cluster a destination names. An undeclared host, port or subset (a warning when

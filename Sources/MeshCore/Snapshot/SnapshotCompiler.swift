@@ -180,6 +180,9 @@ public struct SnapshotCompiler {
                 compiled.fault = route.fault
                 compiled.retries = route.retries ?? .default
                 compiled.cors = try route.cors.map(CompiledCORS.init)
+                if let regexRewrite = route.rewrite?.uriRegexRewrite {
+                    compiled.regexRewrite = (try RE2Regex(regexRewrite.match), regexRewrite.rewrite)
+                }
                 compiled.mirrors = route.mirrors.enumerated().compactMap { index, mirror in
                     // An undeclared mirror host was named by validation; nothing is mirrored to it (as Envoy skips it).
                     let picked = self.weightedClusters(
