@@ -89,114 +89,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Pipelined request parts held before reads stop.
     static let maxQueuedParts = 128
 
-    private enum UpstreamState {
-        /// No upstream: before routing, or a local reply.
-        case none
-        case connecting
-        /// Waiting before the router runs (an injected delay): request parts are held as while connecting.
-        case waiting
-        case attached(UpstreamHTTPHandler)
-        case finished
-    }
-
-    /// One request/response exchange. A class: it is updated at every event of the request, and a
-    /// reference is cheaper to update in place than a struct to copy out and back.
-    private final class Exchange {
-        var requestHead: HTTPRequestHead
-        var keepAlive: Bool
-        var isHead: Bool
-
-        /// What the access log, the metrics and the span are told when the exchange ends.
-        var record = HTTPExchangeRecord()
-        var telemetry = SnapshotTelemetry()
-        var span: Tracer.Span?
-        var reported = false
-        let started: NIODeadline
-
-        init(requestHead: HTTPRequestHead, keepAlive: Bool, isHead: Bool, started: NIODeadline) {
-            self.requestHead = requestHead
-            self.keepAlive = keepAlive
-            self.isHead = isHead
-            self.started = started
-        }
-
-        var upstream: UpstreamState = .none
-        /// Request parts received before the upstream was ready.
-        var pendingRequestParts: [HTTPClientRequestPart] = []
-        var requestComplete = false
-        var responseStarted = false
-        var responseComplete = false
-        /// The downstream response is close-delimited (HTTP/1.0 client, or no framing from upstream).
-        var closeAfterResponse = false
-        /// The rest of the request body is discarded (local reply or early upstream response).
-        var discardRequestBody = false
-        /// A HEAD response that announces chunked framing: no terminating chunk may follow.
-        var suppressEndMarker = false
-        var upstreamStart: NIODeadline = .now()
-        /// Where the request goes, kept so a request can be re-sent on a fresh connection.
-        var target: Target?
-        /// The upstream connection came from the idle pool (it may have been closed by the server).
-        var reusedConnection = false
-        /// Some request body has been written upstream: the request can no longer be replayed.
-        var bodySent = false
-        /// The request was already sent again once (after a closed pooled connection or a refused stream).
-        var replayed = false
-        /// The upstream may serve another request after this response (keep-alive, no `close`).
-        var upstreamReusable = true
-        /// An upgrade (WebSocket) asked of an HTTP/1.1 upstream: on 101 both connections become a tunnel.
-        var upgrade: String?
-        /// The upstream answered 101: the tunnel is installed at the end of that response.
-        var switching = false
-        /// The route's `headers.response`, applied to the upstream's response head (after the picked
-        /// destination's own).
-        var responseHeaders: HeaderOperations?
-        var destinationResponseHeaders: HeaderOperations?
-        /// How the request body is framed upstream (one canonical header, whatever the client sent).
-        var bodyFraming = Framing.none
-        /// The upstream head waits for the request's first part to decide its framing (HTTP/2 without `content-length`).
-        var deferredHead: HTTPRequestHead?
-        /// The route's `timeout`, started when the request is complete; cancelled when reported.
-        var timeout: TimeAmount?
-        var timeoutTimer: Scheduled<Void>?
-        /// An injected delay (flag `DI`) or a retry's backoff, until the router (re)starts.
-        var waitTimer: Scheduled<Void>?
-        var delayInjected = false
-        /// The route's retry policy at work (nil before routing).
-        var retry: RetryState?
-        /// The request body received, kept while it fits so a retry (or a mirror) can send it again;
-        /// with the end's trailers once the request is complete.
-        var replayBody: [HTTPClientRequestPart] = []
-        var replayBytes = 0
-        var replayTrailers: HTTPHeaders?
-        var replayable = true
-        /// Mirror clusters this request is copied to once complete.
-        var mirrors: [Cluster] = []
-        /// Endpoints of the target cluster that failed this request, for retries to avoid.
-        var failedEndpoints: [Int] = []
-        var perTryTimer: Scheduled<Void>?
-        /// A retriable failure with no retry left: flag `URX`.
-        var retriesExhausted = false
-        /// The route's CORS headers for this request's response (an allowed origin).
-        var corsHeaders: HTTPHeaders?
-    }
-
-    /// A request routed, on its way to the router (kept across an injected delay).
-    private struct Routed {
-        var head: HTTPRequestHead
-        /// The head with its origin-form target (what routing saw).
-        var routedHead: HTTPRequestHead
-        var request: RouteRequest
-        var route: CompiledHTTPRoute
-        var summary: HopByHop.RequestSummary
-        var upstreamHeaders: HTTPHeaders
-        var snapshot: Snapshot
-    }
-
-    private struct Target {
-        var cluster: Cluster
-        var endpointIndex: Int
-        var head: HTTPRequestHead
-    }
 
     private let environment: HTTPProxyEnvironment
     /// nil for HTTP/2 streams (the connection, not the stream, is what idles).
@@ -204,7 +96,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
-    private var exchange: Exchange?
+    private var exchange: HTTPExchange?
     private var queuedParts: [HTTPServerRequestPart] = []
     private var pendingRead = false
     private var draining = false
@@ -453,7 +345,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Request bodies up to this size are kept for retries (Envoy buffers what it may retry, too).
     static let maxReplayBytes = 64 * 1024
 
-    private static func keepForReplay(_ part: HTTPClientRequestPart, _ exchange: Exchange) {
+    private static func keepForReplay(_ part: HTTPClientRequestPart, _ exchange: HTTPExchange) {
         guard exchange.replayable else { return }
         switch part {
         case .body(let body):
@@ -470,13 +362,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     /// The request's parts after its head, as received so far: to send again.
-    private static func replayParts(_ exchange: Exchange) -> [HTTPClientRequestPart] {
+    private static func replayParts(_ exchange: HTTPExchange) -> [HTTPClientRequestPart] {
         exchange.requestComplete ? exchange.replayBody + [.end(exchange.replayTrailers)] : exchange.replayBody
     }
 
     /// Copies the complete request to the mirrors its route picked (fire-and-forget). A body too
     /// large to keep is not mirrored; an upgrade is never mirrored.
-    private func sendMirrors(_ exchange: Exchange) {
+    private func sendMirrors(_ exchange: HTTPExchange) {
         guard !exchange.mirrors.isEmpty, exchange.requestComplete, let target = exchange.target, let eventLoop = self.context?.eventLoop else {
             return
         }
@@ -495,7 +387,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     private func startExchange(_ head: HTTPRequestHead) {
         // An HTTP/2 stream carries one request; the connection's life is not this handler's.
         let keepAlive = self.environment.isHTTP2 || (head.isKeepAlive && !self.draining)
-        let exchange = Exchange(
+        let exchange = HTTPExchange(
             requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD, started: self.context?.eventLoop.now ?? .now()
         )
         self.exchange = exchange
@@ -544,81 +436,54 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.sendLocalReply(.noRoute)
             return
         }
-        let request = RouteRequest(head: routedHead, host: summary.host ?? "", port: self.environment.port)
-        if let server = self.environment.tlsServer, !server.serves(host: request.host) {
-            self.sendLocalReply(.misdirected)
+        let request = FilterRequest(
+            head: head, target: routedHead.uri, routing: RouteRequest(head: routedHead, host: summary.host ?? "", port: self.environment.port),
+            summary: summary, snapshot: snapshot, plan: plan
+        )
+        let chain = HTTPFilterChain.standard
+        if case .reply(let reply) = chain.run({ $0.requestHeaders(request, exchange, self.environment) }).verdict {
+            self.sendLocalReply(reply)
             return
         }
-        if !plan.httpsRedirectHosts.isEmpty, plan.httpsRedirectHosts.contains(where: { hostMatches(pattern: $0, host: String(request.host)) }) {
-            self.sendLocalReply(.httpsRedirect(to: "https://\(request.host)\(routedHead.uri)"))
-            return
-        }
-        guard let route = (self.environment.inbound?.routes ?? plan.http).route(request) else {
-            self.environment.log.debug("http :\(self.environment.port): no route for \(request.authority)\(request.path) (NR)")
+        guard let route = (self.environment.inbound?.routes ?? plan.http).route(request.routing) else {
+            self.environment.log.debug("http :\(self.environment.port): no route for \(request.routing.authority)\(request.routing.path) (NR)")
             self.sendLocalReply(.noRoute)
             return
         }
         exchange.record.routeName = route.name
-        if let cors = route.cors {
-            switch cors.decide(method: head.method, origin: head.headers.first(name: "origin"), requestMethod: head.headers.first(name: "access-control-request-method")) {
-            case .none: break
-            case .addToResponse(let headers): exchange.corsHeaders = headers
-            case .answerPreflight(let headers):
-                exchange.corsHeaders = headers
-                self.sendLocalReply(.corsPreflight)
-                return
-            }
-        }
-        // A route's own answers carry its `headers.response`, as Envoy's direct-response entries do.
-        if let reply = route.directResponse {
-            self.sendLocalReply(reply, responseHeaders: route.responseHeaders)
-            return
-        }
-        if let redirect = route.redirect {
-            let origin = LocalReply.RedirectRequest(
-                scheme: self.environment.scheme, host: request.authority, target: routedHead.uri, listenerPort: self.environment.port
-            )
-            self.sendLocalReply(.redirect(redirect, request: origin), responseHeaders: route.responseHeaders)
-            return
-        }
-        let routed = Routed(
-            head: head, routedHead: routedHead, request: request, route: route, summary: summary, upstreamHeaders: upstreamHeaders,
-            snapshot: snapshot
-        )
-        if let fault = route.fault {
-            let random = FastRandom.shared
-            let decision = FaultDecision(fault, delayRoll: random.nextPercent(), abortRoll: random.nextPercent())
-            if let delay = decision.delay, let eventLoop = self.context?.eventLoop {
-                // Envoy's fault filter: the request waits (its body held) before it is aborted or routed.
-                exchange.delayInjected = true
-                exchange.upstream = .waiting
-                exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) {
-                    guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
-                    exchange.upstream = .none
-                    self.forward(routed, abort: decision.abort)
-                }
-                return
-            }
-            if decision.abort != nil {
-                self.forward(routed, abort: decision.abort)
-                return
-            }
-        }
-        self.forward(routed, abort: nil)
+        self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: 0)
     }
 
-    /// A routed request past the route's own answers: aborted by an injected fault, or sent on to a
-    /// cluster's endpoint.
-    private func forward(_ routed: Routed, abort: LocalReply?) {
+    /// The route-selected phase from filter `start` on: a filter may answer, or hold the request (an
+    /// injected delay) and resume the phase after it; past the last one the router takes over.
+    private func routeSelected(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders, from start: Int) {
         guard let exchange = self.exchange else { return }
-        if let abort {
-            self.sendLocalReply(abort)
-            return
+        let (verdict, next) = HTTPFilterChain.standard.run(from: start) { $0.routeSelected(route, request, exchange, self.environment) }
+        switch verdict {
+        case .continue:
+            self.route(route, request, upstreamHeaders: upstreamHeaders)
+        case .reply(let reply):
+            self.sendLocalReply(reply)
+        case .delay(let delay, let then):
+            guard let eventLoop = self.context?.eventLoop else { return }
+            exchange.upstream = .waiting
+            exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
+                exchange.upstream = .none
+                if let then {
+                    self.sendLocalReply(then)
+                } else {
+                    self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: next)
+                }
+            }
         }
-        let (head, routedHead, request, route, summary, snapshot) = (
-            routed.head, routed.routedHead, routed.request, routed.route, routed.summary, routed.snapshot
-        )
-        var upstreamHeaders = routed.upstreamHeaders
+    }
+
+    /// The router: picks the route's cluster and an endpoint, lets the filters shape the upstream
+    /// request, and starts the first attempt (its retries are ``RetryState``'s to decide).
+    private func route(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders) {
+        guard let exchange = self.exchange else { return }
+        let head = request.head
         let cluster: Cluster
         let picked = route.destinations.pickEntry()
         switch picked?.target {
@@ -642,7 +507,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
 
-        if summary.expectsContinue && head.version == .http1_1 {
+        if request.summary.expectsContinue && head.version == .http1_1 {
             // (An HTTP/1.0 client does not know 1xx responses: RFC 9110 §15.2.)
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
             self.context?.writeAndFlush(
@@ -650,41 +515,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
                 promise: nil
             )
         }
-
-        if let tracer = exchange.telemetry.tracer {
-            exchange.span = tracer.begin(requestHeaders: head.headers, upstreamHeaders: &upstreamHeaders, sampling: exchange.telemetry.sampling)
-        }
-        if let inbound = self.environment.inbound {
-            exchange.record.source = inbound.peer.source(metadataHeader: summary.peerMetadata, id: summary.peerMetadataID)
-        } else if endpoint.tls?.isMesh == true {
-            // Istio's HTTP metadata exchange: who is calling, for the receiving side's telemetry.
-            upstreamHeaders.add(name: PeerMetadataExchange.metadataKey, value: snapshot.localPeerHeaders.metadata)
-            upstreamHeaders.add(name: PeerMetadataExchange.metadataIDKey, value: snapshot.localPeerHeaders.id)
-        }
-        if let forwardedClientCert = self.environment.forwardedClientCert {
-            upstreamHeaders.add(name: "x-forwarded-client-cert", value: forwardedClientCert)
-        }
-        if let upgrade = summary.upgrade {
+        var upstream = UpstreamRequest(
+            headers: upstreamHeaders, target: request.target, cluster: cluster, endpoint: endpoint, destinationHeaders: picked?.headers
+        )
+        if let upgrade = request.summary.upgrade {
             if !self.environment.isHTTP2, !cluster.http2, !upgrade.lowercased().hasPrefix("h2c") {
                 exchange.upgrade = upgrade
-                upstreamHeaders.add(name: "connection", value: "upgrade")
-                upstreamHeaders.add(name: "upgrade", value: upgrade)
+                upstream.headers.add(name: "connection", value: "upgrade")
+                upstream.headers.add(name: "upgrade", value: upgrade)
             }
         }
-        var target = routedHead.uri
-        if let rewrite = route.rewrite {
-            if let uri = rewrite.uri { target = route.rewrittenTarget(request, uri: uri) }
-            if let (regex, replacement) = route.regexRewrite { target = route.regexRewrittenTarget(request, regex: regex, rewrite: replacement) }
-            if let authority = rewrite.authority { upstreamHeaders.replaceOrAdd(name: "host", value: authority) }
-        }
-        // The picked destination's header operations first, then the route's (Envoy's order).
-        picked?.headers?.request?.apply(to: &upstreamHeaders)
-        route.requestHeaders?.apply(to: &upstreamHeaders)
-        exchange.destinationResponseHeaders = picked?.headers?.response
-        exchange.responseHeaders = route.responseHeaders
+        HTTPFilterChain.standard.upstreamRequest(&upstream, route, request, exchange, self.environment)
         exchange.timeout = route.timeout
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: upstreamHeaders)
-        exchange.target = Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.target, headers: upstream.headers)
+        exchange.target = HTTPExchange.Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
         for mirror in route.mirrors where FastRandom.shared.nextPercent() < mirror.percentage {
             exchange.mirrors.append(mirror.cluster)
         }
@@ -772,7 +616,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// After a failed attempt: the route's retry policy decides. On a retry the failed upstream
     /// (`closing`) is dropped and, after the backoff, the request goes again, from its replay
     /// buffer, to another endpoint when there is one. Returns false when the failure stands.
-    private func retry(_ exchange: Exchange, after outcome: RetryState.Outcome, closing upstream: UpstreamHTTPHandler? = nil) -> Bool {
+    private func retry(_ exchange: HTTPExchange, after outcome: RetryState.Outcome, closing upstream: UpstreamHTTPHandler? = nil) -> Bool {
         guard var state = exchange.retry, let eventLoop = self.context?.eventLoop, !self.closed else { return false }
         let action = state.next(after: outcome, replayable: exchange.replayable && !exchange.responseStarted, roll: FastRandom.shared.nextUnit())
         exchange.retry = state
@@ -811,7 +655,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// `perTryTimeout`: each attempt's response must be complete within it, from when the whole
     /// request is on its way (Envoy's per-try timeout). A head not yet received is a retriable
     /// failure; mid-response it resets the client connection, as the route timeout does.
-    private func startPerTryTimeout(_ exchange: Exchange) {
+    private func startPerTryTimeout(_ exchange: HTTPExchange) {
         guard let perTry = exchange.retry?.policy.perTryTimeout, exchange.requestComplete, let eventLoop = self.context?.eventLoop else { return }
         exchange.perTryTimer?.cancel()
         exchange.perTryTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(perTry)) {
@@ -860,12 +704,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
-            exchange.destinationResponseHeaders?.apply(to: &headers)
-            exchange.responseHeaders?.apply(to: &headers)
-            if let cors = exchange.corsHeaders {
-                // The policy's headers replace any the upstream wrote (Envoy's CORS filter sets them).
-                for (name, value) in cors { headers.replaceOrAdd(name: name, value: value) }
-            }
+            HTTPFilterChain.standard.responseHeaders(&headers, exchange)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
                 // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).
@@ -929,7 +768,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         self.upstreamProtocolError(exchange, reason)
     }
 
-    private func upstreamProtocolError(_ exchange: Exchange, _ reason: String) {
+    private func upstreamProtocolError(_ exchange: HTTPExchange, _ reason: String) {
         self.environment.log.info("http :\(self.environment.port): upstream \(exchange.record.upstreamHost ?? "-"): protocol error: \(reason) (UPE)")
         self.environment.metrics.addControl("meshgate_upstream_protocol_errors_total")
         self.failUpstream(exchange, .upstreamProtocolError(reason), afterResponseStarted: "upstream_reset_after_response_started{protocol_error}")
@@ -937,7 +776,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// The upstream failed: its connection closes; the client gets `reply`, or, once part of the
     /// response went out, a cut connection (a cut response must never look complete).
-    private func failUpstream(_ exchange: Exchange, _ reply: LocalReply, afterResponseStarted details: String) {
+    private func failUpstream(_ exchange: HTTPExchange, _ reply: LocalReply, afterResponseStarted details: String) {
         if case .attached(let upstream) = exchange.upstream { upstream.close() }
         exchange.upstream = .finished
         if exchange.responseStarted {
@@ -1019,7 +858,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// The upstream agreed to the upgrade: the 101 goes to the client now; the tunnel follows at
     /// the end of the 101 (the decoder's last part before the upgraded bytes).
-    private func acceptUpgrade(_ exchange: Exchange, head: HTTPResponseHead, upgrade: String) {
+    private func acceptUpgrade(_ exchange: HTTPExchange, head: HTTPResponseHead, upgrade: String) {
         guard let context = self.context else { return }
         var framing = HopByHop.FramingHeaders()
         var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
@@ -1037,7 +876,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// Both connections drop their HTTP handlers and are glued into a byte tunnel (as Envoy proxies
     /// WebSocket), with the TCP proxy's backpressure and half-close. Bytes already read past either
     /// head (the first frames) reach the tunnel as the decoders leave. Reported now, as a 101.
-    private func tunnel(_ exchange: Exchange, upstream: UpstreamHTTPHandler) {
+    private func tunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
         guard let context = self.context, let upstreamContext = upstream.context else { return }
         exchange.responseComplete = true
         exchange.upstream = .finished
@@ -1083,7 +922,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// After a complete exchange: the upstream connection back to the pool (an HTTP/2 stream just
     /// ends), or closed when it cannot serve another request.
-    private func releaseUpstream(_ exchange: Exchange) {
+    private func releaseUpstream(_ exchange: HTTPExchange) {
         guard case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop else { return }
         exchange.upstream = .finished
         // A finished HTTP/2 stream closes by itself; closing it here would reset it.
@@ -1095,9 +934,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false, responseHeaders: HeaderOperations? = nil) {
+    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
         guard let context = self.context else { return }
-        let exchange = self.exchange ?? Exchange(
+        let exchange = self.exchange ?? HTTPExchange(
             requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false,
             started: context.eventLoop.now
         )
@@ -1127,8 +966,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.record.responseCodeDetails = reply.details
         exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.count
         var head = reply.head(version: exchange.requestHead.version, close: close)
-        responseHeaders?.apply(to: &head.headers)
-        if let cors = exchange.corsHeaders { head.headers.add(contentsOf: cors) }
+        HTTPFilterChain.standard.responseHeaders(&head.headers, exchange)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             let buffer = context.channel.allocator.buffer(bytes: reply.body)
@@ -1160,7 +998,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     /// Hands the finished exchange to the metrics, the access log and the tracer (once).
-    private func report(_ exchange: Exchange) {
+    private func report(_ exchange: HTTPExchange) {
         guard !exchange.reported, let eventLoop = self.context?.eventLoop else { return }
         exchange.reported = true
         exchange.timeoutTimer?.cancel()
@@ -1170,16 +1008,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             let flags = exchange.record.responseFlags
             exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "URX" : "\(flags),URX"
         }
-        if exchange.delayInjected {
-            let flags = exchange.record.responseFlags
-            exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "DI" : "DI,\(flags)"
-        }
         exchange.record.durationMicros = (eventLoop.now - exchange.started).nanoseconds / 1000
+        HTTPFilterChain.standard.complete(exchange)
         self.environment.metrics.shard(for: eventLoop).recordHTTP(exchange.record)
         exchange.telemetry.accessLogger?.write(exchange.record)
-        if let span = exchange.span {
-            exchange.telemetry.tracer?.end(span, record: exchange.record)
-        }
     }
 
     private func closeDownstream() {

@@ -1,0 +1,111 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+
+/// One request/response exchange: what the connection manager, the filters and the router know of
+/// it. A class: it is updated at every event of the request, and a reference is cheaper to update in
+/// place than a struct to copy out and back.
+final class HTTPExchange {
+    enum UpstreamState {
+        /// No upstream: before routing, or a local reply.
+        case none
+        case connecting
+        /// Waiting before the router (re)starts (an injected delay, a retry's backoff): request
+        /// parts are held as while connecting.
+        case waiting
+        case attached(UpstreamHTTPHandler)
+        case finished
+    }
+
+    /// Where the request goes, kept so it can be sent again (a closed pooled connection, a retry).
+    struct Target {
+        var cluster: Cluster
+        var endpointIndex: Int
+        var head: HTTPRequestHead
+    }
+
+    // MARK: Downstream
+
+    var requestHead: HTTPRequestHead
+    var keepAlive: Bool
+    var isHead: Bool
+    let started: NIODeadline
+    var requestComplete = false
+    var responseStarted = false
+    var responseComplete = false
+    /// The downstream response is close-delimited (HTTP/1.0 client, or no framing from upstream).
+    var closeAfterResponse = false
+    /// The rest of the request body is discarded (local reply or early upstream response).
+    var discardRequestBody = false
+    /// A HEAD response that announces chunked framing: no terminating chunk may follow.
+    var suppressEndMarker = false
+    /// How the request body is framed upstream (one canonical header, whatever the client sent).
+    var bodyFraming = Framing.none
+
+    // MARK: Telemetry
+
+    /// What the access log, the metrics and the span are told when the exchange ends.
+    var record = HTTPExchangeRecord()
+    var telemetry = SnapshotTelemetry()
+    var span: Tracer.Span?
+    var reported = false
+
+    // MARK: Filters' per-request state
+
+    /// The route's `headers.response`, and the picked destination's (applied first).
+    var responseHeaders: HeaderOperations?
+    var destinationResponseHeaders: HeaderOperations?
+    /// The route's CORS headers for this request's response (an allowed origin).
+    var corsHeaders: HTTPHeaders?
+    /// An injected delay held the request (flag `DI`).
+    var delayInjected = false
+
+    // MARK: Router
+
+    var upstream: UpstreamState = .none
+    var target: Target?
+    /// Request parts received before the upstream was ready.
+    var pendingRequestParts: [HTTPClientRequestPart] = []
+    var upstreamStart: NIODeadline = .now()
+    /// The upstream connection came from the idle pool (it may have been closed by the server).
+    var reusedConnection = false
+    /// Some request body has been written upstream: the request can no longer be replayed.
+    var bodySent = false
+    /// The request was already sent again once (after a closed pooled connection or a refused stream).
+    var replayed = false
+    /// The upstream may serve another request after this response (keep-alive, no `close`).
+    var upstreamReusable = true
+    /// An upgrade (WebSocket) asked of an HTTP/1.1 upstream: on 101 both connections become a tunnel.
+    var upgrade: String?
+    /// The upstream answered 101: the tunnel is installed at the end of that response.
+    var switching = false
+    /// The upstream head waits for the request's first part to decide its framing (HTTP/2 without `content-length`).
+    var deferredHead: HTTPRequestHead?
+    /// The route's `timeout`, started when the request is complete; cancelled when reported.
+    var timeout: TimeAmount?
+    var timeoutTimer: Scheduled<Void>?
+    /// An injected delay or a retry's backoff, until the router (re)starts.
+    var waitTimer: Scheduled<Void>?
+    /// The route's retry policy at work (nil before routing).
+    var retry: RetryState?
+    /// The request body received, kept while it fits so a retry (or a mirror) can send it again;
+    /// with the end's trailers once the request is complete.
+    var replayBody: [HTTPClientRequestPart] = []
+    var replayBytes = 0
+    var replayTrailers: HTTPHeaders?
+    var replayable = true
+    /// Mirror clusters this request is copied to once complete.
+    var mirrors: [Cluster] = []
+    /// Endpoints of the target cluster that failed this request, for retries to avoid.
+    var failedEndpoints: [Int] = []
+    var perTryTimer: Scheduled<Void>?
+    /// A retriable failure with no retry left: flag `URX`.
+    var retriesExhausted = false
+
+    init(requestHead: HTTPRequestHead, keepAlive: Bool, isHead: Bool, started: NIODeadline) {
+        self.requestHead = requestHead
+        self.keepAlive = keepAlive
+        self.isHead = isHead
+        self.started = started
+    }
+}
