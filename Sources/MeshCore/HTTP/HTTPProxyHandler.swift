@@ -81,34 +81,28 @@ public struct DrainEvent: Sendable {
 /// - An upstream answering before the request body is done gets the rest dropped and both
 ///   connections closed after the response, so no half-sent body ever reaches a reused connection.
 /// - Every local reply names its cause (``LocalReply``).
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHTTPOwner {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Pipelined request parts held before reads stop.
-    static let maxQueuedParts = 128
-
-
-    private let environment: HTTPProxyEnvironment
+    let environment: HTTPProxyEnvironment
     /// nil for HTTP/2 streams (the connection, not the stream, is what idles).
-    private let idleTimeout: TimeAmount?
-    private var lastActivity = NIODeadline.now()
-    private var idleTimer: Scheduled<Void>?
-    private var context: ChannelHandlerContext?
-    private var exchange: HTTPExchange?
-    private var queuedParts: [HTTPServerRequestPart] = []
-    private var pendingRead = false
-    private var draining = false
-    /// The parser refused what followed the requests still being served: answered after them.
-    private var pendingRefusal: LocalReply?
-    private var closed = false
+    let idleTimeout: TimeAmount?
+    var lastActivity = NIODeadline.now()
+    var idleTimer: Scheduled<Void>?
+    var context: ChannelHandlerContext?
+    var exchange: HTTPExchange?
+    /// Pipelining, refusals after pipelined requests, draining.
+    var downstream = DownstreamSequencer()
+    var pendingRead = false
+    var closed = false
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
-    private lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
-    private var clientIP: String { self.addresses?.clientIP ?? "unknown" }
+    lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
+    var clientIP: String { self.addresses?.clientIP ?? "unknown" }
 
     /// HTTP/1.1 only: told when the decoder produced a head and when a request ended.
-    private let headGuard: RequestHeadGuard?
+    let headGuard: RequestHeadGuard?
 
     init(environment: HTTPProxyEnvironment, idleTimeout: TimeAmount?, headGuard: RequestHeadGuard? = nil) {
         self.environment = environment
@@ -134,14 +128,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// A keep-alive connection with no exchange for `idleTimeout` is closed. Activity is one clock
     /// read per read burst; the timer runs once per timeout, not per request.
-    private func scheduleIdleCheck(in delay: TimeAmount) {
+    func scheduleIdleCheck(in delay: TimeAmount) {
         guard let context = self.context else { return }
         self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             self.checkIdle()
         }
     }
 
-    private func checkIdle() {
+    func checkIdle() {
         guard !self.closed, let idleTimeout = self.idleTimeout else { return }
         guard let now = self.context?.eventLoop.now else { return }
         let idleFor = now - self.lastActivity
@@ -163,11 +157,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         case .end: self.headGuard?.requestEnded()
         case .body: break
         }
-        if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
-            // A pipelined request: it waits for the current response.
-            self.queuedParts.append(part)
-            return
-        }
+        // A pipelined request waits for the current response.
+        guard self.downstream.admit(part, during: self.sequencing) else { return }
         self.handleRequestPart(part)
     }
 
@@ -194,7 +185,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             self.report(exchange)
         }
         self.exchange = nil
-        self.queuedParts.removeAll()
+        self.downstream.closed()
         context.fireChannelInactive()
     }
 
@@ -219,15 +210,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
             return
         }
         self.environment.log.debug("http :\(self.environment.port) \(context.channel.remoteAddress?.description ?? "-"): \(error)")
-        if let exchange = self.exchange, exchange.requestComplete || !self.queuedParts.isEmpty {
-            // Complete requests ahead of the malformed one (a pipeline) are served first; the 400
-            // follows them, then the connection closes. Nothing more is read. The malformed
-            // request's own parts (queued after the last complete one) are never dispatched.
-            let lastEnd = self.queuedParts.lastIndex { if case .end = $0 { true } else { false } }
-            self.queuedParts.removeSubrange((lastEnd.map { $0 + 1 } ?? 0)...)
-            self.pendingRefusal = reply
-            return
-        }
+        // Complete requests ahead of the malformed one (a pipeline) are served first; the 400
+        // follows them, then the connection closes. Nothing more is read.
+        guard self.downstream.refuse(reply, during: self.sequencing) else { return }
         if let exchange = self.exchange {
             if case .attached(let upstream) = exchange.upstream {
                 upstream.close()
@@ -243,8 +228,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
-            self.draining = true
-            if self.exchange == nil {
+            if self.downstream.drain(during: self.sequencing) {
                 context.close(promise: nil)
             }
             return
@@ -260,8 +244,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    private var shouldHoldReads: Bool {
-        if self.queuedParts.count >= Self.maxQueuedParts || self.pendingRefusal != nil { return true }
+    /// The exchange in progress, as the sequencer sees it.
+    var sequencing: DownstreamSequencer.Exchange {
+        guard let exchange = self.exchange else { return .none }
+        return exchange.requestComplete ? .requestComplete : .readingRequest
+    }
+
+    var shouldHoldReads: Bool {
+        if self.downstream.holdsReads { return true }
         // An upgrade waiting for its 101: the parser stopped at it, so anything read now would only
         // pile up until the tunnel opens. Reading resumes in the tunnel (with its backpressure).
         if self.exchange?.upgrade != nil { return true }
@@ -273,7 +263,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    private func releaseHeldRead() {
+    func releaseHeldRead() {
         if self.pendingRead, !self.shouldHoldReads, let context = self.context {
             self.pendingRead = false
             context.read()
@@ -282,7 +272,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     // MARK: - Requests
 
-    private func handleRequestPart(_ part: HTTPServerRequestPart) {
+    func handleRequestPart(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
             self.startExchange(head)
@@ -303,7 +293,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
     /// An HTTP/2 request without `content-length` is chunked upstream if DATA follows its head, and
     /// has no body if the stream ended with the head: never body bytes without framing (which an
     /// HTTP/1.1 upstream would read as the next request).
-    private func decideFraming(hasBody: Bool) {
+    func decideFraming(hasBody: Bool) {
         guard let exchange = self.exchange, exchange.bodyFraming == .decidedByFirstPart else { return }
         exchange.bodyFraming = hasBody ? .chunked : .none
         if hasBody {
@@ -316,7 +306,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    private func forwardRequestPart(_ part: HTTPClientRequestPart) {
+    func forwardRequestPart(_ part: HTTPClientRequestPart) {
         guard let exchange = self.exchange, !exchange.discardRequestBody else { return }
         Self.keepForReplay(part, exchange)
         switch exchange.upstream {
@@ -334,59 +324,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    /// RFC 9110 §9.2.2: repeating the request has the effect of sending it once.
-    static func isIdempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
-        default: return false
-        }
-    }
-
-    /// Request bodies up to this size are kept for retries (Envoy buffers what it may retry, too).
-    static let maxReplayBytes = 64 * 1024
-
-    private static func keepForReplay(_ part: HTTPClientRequestPart, _ exchange: HTTPExchange) {
-        guard exchange.replayable else { return }
-        switch part {
-        case .body(let body):
-            if case .byteBuffer(let buffer) = body { exchange.replayBytes += buffer.readableBytes }
-            if exchange.replayBytes > Self.maxReplayBytes {
-                exchange.replayable = false
-                exchange.replayBody = []
-            } else {
-                exchange.replayBody.append(part)
-            }
-        case .end(let trailers): exchange.replayTrailers = trailers
-        case .head: break
-        }
-    }
-
-    /// The request's parts after its head, as received so far: to send again.
-    private static func replayParts(_ exchange: HTTPExchange) -> [HTTPClientRequestPart] {
-        exchange.requestComplete ? exchange.replayBody + [.end(exchange.replayTrailers)] : exchange.replayBody
-    }
-
-    /// Copies the complete request to the mirrors its route picked (fire-and-forget). A body too
-    /// large to keep is not mirrored; an upgrade is never mirrored.
-    private func sendMirrors(_ exchange: HTTPExchange) {
-        guard !exchange.mirrors.isEmpty, exchange.requestComplete, let target = exchange.target, let eventLoop = self.context?.eventLoop else {
-            return
-        }
-        let mirrors = exchange.mirrors
-        exchange.mirrors = []
-        guard exchange.replayable, exchange.upgrade == nil else {
-            self.environment.log.debug("http :\(self.environment.port): request not mirrored: its body is over \(Self.maxReplayBytes) bytes")
-            return
-        }
-        let body = Self.replayParts(exchange)
-        for cluster in mirrors {
-            RequestMirror.send(head: target.head, body: body, to: cluster, pools: self.environment.pools, eventLoop: eventLoop)
-        }
-    }
-
-    private func startExchange(_ head: HTTPRequestHead) {
+    func startExchange(_ head: HTTPRequestHead) {
         // An HTTP/2 stream carries one request; the connection's life is not this handler's.
-        let keepAlive = self.environment.isHTTP2 || (head.isKeepAlive && !self.draining)
+        let keepAlive = self.environment.isHTTP2 || (head.isKeepAlive && !self.downstream.draining)
         let exchange = HTTPExchange(
             requestHead: head, keepAlive: keepAlive, isHead: head.method == .HEAD, started: self.context?.eventLoop.now ?? .now()
         )
@@ -456,7 +396,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
 
     /// The route-selected phase from filter `start` on: a filter may answer, or hold the request (an
     /// injected delay) and resume the phase after it; past the last one the router takes over.
-    private func routeSelected(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders, from start: Int) {
+    func routeSelected(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders, from start: Int) {
         guard let exchange = self.exchange else { return }
         let (verdict, next) = HTTPFilterChain.standard.run(from: start) { $0.routeSelected(route, request, exchange, self.environment) }
         switch verdict {
@@ -479,359 +419,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    /// The router: picks the route's cluster and an endpoint, lets the filters shape the upstream
-    /// request, and starts the first attempt (its retries are ``RetryState``'s to decide).
-    private func route(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders) {
-        guard let exchange = self.exchange else { return }
-        let head = request.head
-        let cluster: Cluster
-        let picked = route.destinations.pickEntry()
-        switch picked?.target {
-        case .cluster(let picked)?:
-            cluster = picked
-        case .missing(let name)?:
-            exchange.record.upstreamCluster = name
-            self.sendLocalReply(.clusterNotFound(name))
-            return
-        case nil:
-            self.sendLocalReply(.clusterNotFound)
-            return
-        }
-        exchange.record.upstreamCluster = cluster.name
-        guard let endpointIndex = cluster.pickEndpointIndex() else {
-            self.sendLocalReply(.noHealthyUpstream)
-            return
-        }
-        exchange.retry = route.retries.attempts > 0 ? RetryState(policy: route.retries, idempotent: Self.isIdempotent(head.method)) : nil
-        let endpoint = cluster.endpoints[endpointIndex]
-        exchange.record.upstreamHost = endpoint.hostPort
-        exchange.record.destination = endpoint.identity
-
-        if request.summary.expectsContinue && head.version == .http1_1 {
-            // (An HTTP/1.0 client does not know 1xx responses: RFC 9110 §15.2.)
-            // Answer 100-continue here (as Envoy does) so the client sends its body at once.
-            self.context?.writeAndFlush(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                promise: nil
-            )
-        }
-        var upstream = UpstreamRequest(
-            headers: upstreamHeaders, target: request.target, cluster: cluster, endpoint: endpoint, destinationHeaders: picked?.headers
-        )
-        if let upgrade = request.summary.upgrade {
-            if !self.environment.isHTTP2, !cluster.http2, !upgrade.lowercased().hasPrefix("h2c") {
-                exchange.upgrade = upgrade
-                upstream.headers.add(name: "connection", value: "upgrade")
-                upstream.headers.add(name: "upgrade", value: upgrade)
-            }
-        }
-        HTTPFilterChain.standard.upstreamRequest(&upstream, route, request, exchange, self.environment)
-        exchange.timeout = route.timeout
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.target, headers: upstream.headers)
-        exchange.target = HTTPExchange.Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
-        for mirror in route.mirrors where FastRandom.shared.nextPercent() < mirror.percentage {
-            exchange.mirrors.append(mirror.cluster)
-        }
-        self.sendMirrors(exchange)
-        self.connectUpstream(allowPooled: true)
-    }
-
-    /// Leases an idle pooled connection for the exchange's target, or opens a new one.
-    private func connectUpstream(allowPooled: Bool) {
-        guard let exchange = self.exchange, let target = exchange.target, let eventLoop = self.context?.eventLoop else { return }
-        let cluster = target.cluster
-        let endpoint = cluster.endpoints[target.endpointIndex]
-        let key = cluster.poolKeys[target.endpointIndex]
-        let pool = self.environment.pools.pool(for: eventLoop)
-        exchange.upstreamStart = .now()
-        let connecting: EventLoopFuture<UpstreamHTTPHandler>
-        if cluster.http2 {
-            exchange.reusedConnection = false
-            connecting = pool.openStream(key: key, endpoint: endpoint, cluster: cluster, fresh: !allowPooled)
-        } else if allowPooled, let connection = pool.takeIdle(key: key) {
-            exchange.reusedConnection = true
-            self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
-            return
-        } else {
-            exchange.reusedConnection = false
-            connecting = pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
-        }
-        exchange.upstream = .connecting
-        connecting
-            .assumeIsolated()
-            .whenComplete { result in
-                guard let current = self.exchange, case .connecting = current.upstream, !self.closed else {
-                    // The client left (or the exchange ended) while we were connecting.
-                    if case .success(let connection) = result { connection.close() }
-                    return
-                }
-                switch result {
-                case .success(let connection):
-                    self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
-                case .failure(let error):
-                    self.environment.log.info(
-                        "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
-                    )
-                    if self.retry(current, after: .connectFailure) { return }
-                    self.exchange?.upstream = .finished
-                    self.sendLocalReply((error as? UpstreamTLSError).map(LocalReply.upstreamTLSFailure) ?? .connectionFailure)
-                }
-            }
-    }
-
-    private func attach(_ connection: UpstreamHTTPHandler, head: HTTPRequestHead, maxRequests: Int) {
-        guard let exchange = self.exchange else { return }
-        connection.owner = self
-        connection.requestsSent += 1
-        exchange.record.upstreamLocalAddress = connection.localAddressText
-        exchange.upstream = .attached(connection)
-        let pending = exchange.pendingRequestParts
-        exchange.pendingRequestParts = []
-        var upstreamHead = exchange.target?.head ?? head
-        if maxRequests > 0 && connection.requestsSent >= maxRequests && !connection.isStream {
-            upstreamHead.headers.replaceOrAdd(name: "connection", value: "close")
-            exchange.upstreamReusable = false
-        }
-        if let retries = exchange.retry?.retries, retries > 0 {
-            // Envoy's `x-envoy-attempt-count`, on the attempts after the first.
-            upstreamHead.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(retries + 1))
-        }
-        if exchange.bodyFraming == .decidedByFirstPart {
-            // Sent with the request's first part (no part can be pending before it).
-            exchange.deferredHead = upstreamHead
-            self.releaseHeldRead()
-            return
-        }
-        connection.send(.head(upstreamHead), flush: pending.isEmpty)
-        for part in pending {
-            connection.send(part, flush: false)
-        }
-        connection.flush()
-        self.startPerTryTimeout(exchange)
-        self.releaseHeldRead()
-    }
-
-    // MARK: - Retries
-
-    /// After a failed attempt: the route's retry policy decides. On a retry the failed upstream
-    /// (`closing`) is dropped and, after the backoff, the request goes again, from its replay
-    /// buffer, to another endpoint when there is one. Returns false when the failure stands.
-    private func retry(_ exchange: HTTPExchange, after outcome: RetryState.Outcome, closing upstream: UpstreamHTTPHandler? = nil) -> Bool {
-        guard var state = exchange.retry, let eventLoop = self.context?.eventLoop, !self.closed else { return false }
-        let action = state.next(after: outcome, replayable: exchange.replayable && !exchange.responseStarted, roll: FastRandom.shared.nextUnit())
-        exchange.retry = state
-        guard case .retry(let backoff) = action else {
-            if action == .exhausted { exchange.retriesExhausted = true }
-            return false
-        }
-        exchange.perTryTimer?.cancel()
-        upstream?.close()
-        let cluster = exchange.target.map(\.cluster)
-        self.environment.log.debug(
-            "http :\(self.environment.port): \(outcome) from \(exchange.record.upstreamHost ?? "-"); retry \(state.retries) of \(state.policy.attempts) in \(backoff)"
-        )
-        self.environment.metrics.addControl("meshgate_upstream_retries_total{cluster=\"\(cluster?.name ?? "-")\"}")
-        exchange.upstream = .waiting
-        if let failed = exchange.target?.endpointIndex, state.policy.avoidPreviousHosts { exchange.failedEndpoints.append(failed) }
-        exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: backoff) {
-            guard self.exchange === exchange, case .waiting = exchange.upstream, var target = exchange.target else { return }
-            guard let index = target.cluster.pickEndpointIndex(avoiding: exchange.failedEndpoints) else {
-                self.sendLocalReply(.noHealthyUpstream)
-                return
-            }
-            target.endpointIndex = index
-            exchange.target = target
-            exchange.record.upstreamHost = target.cluster.endpoints[index].hostPort
-            exchange.record.destination = target.cluster.endpoints[index].identity
-            exchange.upstream = .none
-            exchange.bodySent = false
-            exchange.upstreamReusable = true
-            exchange.pendingRequestParts = Self.replayParts(exchange)
-            self.connectUpstream(allowPooled: true)
-        }
-        return true
-    }
-
-    /// `perTryTimeout`: each attempt's response must be complete within it, from when the whole
-    /// request is on its way (Envoy's per-try timeout). A head not yet received is a retriable
-    /// failure; mid-response it resets the client connection, as the route timeout does.
-    private func startPerTryTimeout(_ exchange: HTTPExchange) {
-        guard let perTry = exchange.retry?.policy.perTryTimeout, exchange.requestComplete, let eventLoop = self.context?.eventLoop else { return }
-        exchange.perTryTimer?.cancel()
-        exchange.perTryTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(perTry)) {
-            guard self.exchange === exchange, !exchange.responseComplete, case .attached(let upstream) = exchange.upstream else { return }
-            self.environment.log.debug("http :\(self.environment.port): no response within perTryTimeout \(perTry)")
-            if !exchange.responseStarted && self.retry(exchange, after: .perTryTimeout, closing: upstream) { return }
-            self.failUpstream(exchange, .upstreamPerTryTimeout, afterResponseStarted: "upstream_per_try_timeout")
-        }
-    }
-
-    // MARK: - Upstream events (UpstreamHTTPOwner)
-
-    var downstreamWritable: Bool { self.context?.channel.isWritable ?? false }
-
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let exchange = self.exchange, let context = self.context else { return }
-        switch part {
-        case .head(let head):
-            if head.status == .switchingProtocols {
-                guard let upgrade = exchange.upgrade else {
-                    self.upstreamProtocolError(exchange, "101 Switching Protocols to a request that did not ask to upgrade")
-                    return
-                }
-                self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
-                return
-            }
-            if exchange.retry != nil {
-                let outcome = RetryState.Outcome.response(
-                    status: Int(head.status.code), grpcStatus: head.headers.first(name: "grpc-status").flatMap { Int($0) }
-                )
-                if case .attached(let upstream) = exchange.upstream, self.retry(exchange, after: outcome, closing: upstream) { return }
-            }
-            exchange.perTryTimer?.cancel()
-            var framingHeaders = HopByHop.FramingHeaders()
-            var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framingHeaders)
-            let framing: Framing
-            switch Framing.response(
-                framingHeaders, status: head.status, isHeadRequest: exchange.isHead,
-                clientVersion: self.environment.isHTTP2 ? nil : exchange.requestHead.version, upstreamVersion: head.version
-            ) {
-            case .success(let decided): framing = decided
-            case .failure(let error):
-                self.upstreamProtocolError(exchange, error.reason)
-                return
-            }
-            exchange.responseStarted = true
-            exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
-            let elapsed = NIODeadline.now() - exchange.upstreamStart
-            HTTPFilterChain.standard.responseHeaders(&headers, exchange)
-            let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
-            if self.environment.inbound == nil {
-                // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).
-                headers.add(name: "x-envoy-upstream-service-time", value: String(serviceTime))
-            }
-            exchange.record.responseCode = Int(head.status.code)
-            exchange.record.responseCodeDetails = "via_upstream"
-            exchange.record.upstreamServiceTimeMillis = serviceTime
-            framing.apply(to: &headers)
-            if framing == .closeDelimited { exchange.closeAfterResponse = true }
-            if self.environment.isHTTP2 {
-                // No connection headers on a stream.
-            } else if !exchange.keepAlive || exchange.closeAfterResponse || !exchange.requestComplete || self.draining {
-                headers.add(name: "connection", value: "close")
-                exchange.keepAlive = false
-            } else if exchange.requestHead.version != .http1_1 {
-                headers.add(name: "connection", value: "keep-alive")
-            }
-            exchange.suppressEndMarker = exchange.isHead && framing == .chunked
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: headers))),
-                promise: nil
-            )
-        case .body(let buffer):
-            if !exchange.isHead {
-                exchange.record.bytesSent += buffer.readableBytes
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            }
-        case .end(let trailers):
-            if exchange.switching, case .attached(let upstream) = exchange.upstream {
-                self.tunnel(exchange, upstream: upstream)
-                return
-            }
-            exchange.responseComplete = true
-            if !exchange.requestComplete {
-                // Early response: the rest of the request body is dropped, and neither connection is reused.
-                exchange.discardRequestBody = true
-                exchange.keepAlive = false
-                if case .attached(let upstream) = exchange.upstream {
-                    upstream.close()
-                }
-                exchange.upstream = .finished
-            } else {
-                // Released before the end goes downstream: writing it may end an HTTP/2 stream,
-                // and this handler with it, at once.
-                self.releaseUpstream(exchange)
-            }
-            if exchange.suppressEndMarker {
-                context.flush()
-            } else {
-                context.writeAndFlush(self.wrapOutboundOut(.end(exchange.closeAfterResponse ? nil : trailers)), promise: nil)
-            }
-            self.finishIfDone()
-        }
-    }
-
-    /// The upstream's response cannot be read unambiguously (Envoy's `UPE`): its connection closes;
-    /// the client gets 502, or, when part of the response already went out, a cut connection.
-    func upstreamProtocolError(_ reason: String) {
-        guard let exchange = self.exchange else { return }
-        self.upstreamProtocolError(exchange, reason)
-    }
-
-    private func upstreamProtocolError(_ exchange: HTTPExchange, _ reason: String) {
-        self.environment.log.info("http :\(self.environment.port): upstream \(exchange.record.upstreamHost ?? "-"): protocol error: \(reason) (UPE)")
-        self.environment.metrics.addControl("meshgate_upstream_protocol_errors_total")
-        self.failUpstream(exchange, .upstreamProtocolError(reason), afterResponseStarted: "upstream_reset_after_response_started{protocol_error}")
-    }
-
-    /// The upstream failed: its connection closes; the client gets `reply`, or, once part of the
-    /// response went out, a cut connection (a cut response must never look complete).
-    private func failUpstream(_ exchange: HTTPExchange, _ reply: LocalReply, afterResponseStarted details: String) {
-        if case .attached(let upstream) = exchange.upstream { upstream.close() }
-        exchange.upstream = .finished
-        if exchange.responseStarted {
-            exchange.record.responseFlags = reply.flags
-            exchange.record.responseCodeDetails = details
-            self.exchange = nil
-            self.report(exchange)
-            self.closeDownstream()
-        } else {
-            self.sendLocalReply(reply)
-        }
-    }
-
-    func upstreamReadComplete() {
-        self.lastActivity = self.context?.eventLoop.now ?? self.lastActivity
-        self.context?.flush()
-    }
-
-    func upstreamClosed() {
-        guard let exchange = self.exchange, case .attached(let upstream) = exchange.upstream else { return }
-        exchange.upstream = .finished
-        if exchange.responseComplete { return }
-        if !exchange.responseStarted && (exchange.reusedConnection || upstream.refused) && !exchange.bodySent && !exchange.replayed {
-            // A pooled connection the server had closed while idle, or a stream it refused:
-            // nothing of this request was processed, so it is sent again on a new connection
-            // (never for a request whose body was already on its way).
-            self.environment.log.debug("http :\(self.environment.port): upstream closed or refused before processing; retrying on a new connection")
-            exchange.upstream = .none
-            exchange.replayed = true
-            // The head is re-sent by attach; a request already complete needs its end again.
-            exchange.pendingRequestParts = exchange.requestComplete ? [.end(nil)] : []
-            self.connectUpstream(allowPooled: false)
-            return
-        }
-        if !exchange.responseStarted && self.retry(exchange, after: upstream.refused ? .refusedStream : .reset) { return }
-        if exchange.responseStarted {
-            // Reset mid-response: the client must see a broken response, not a short one.
-            exchange.record.responseFlags = "UC"
-            exchange.record.responseCodeDetails = "upstream_reset_after_response_started{connection_termination}"
-            self.report(exchange)
-            self.context?.close(promise: nil)
-        } else {
-            self.sendLocalReply(.connectionTermination)
-        }
-    }
-
-    func upstreamBecameWritable() {
-        self.releaseHeldRead()
-    }
-
     // MARK: - Finishing
 
     /// After the response is complete and the request is read: release the upstream, then close or
     /// serve the next (queued) request.
-    private func finishIfDone() {
+    func finishIfDone() {
         // Done when the response is out and the request is read, or when the connection closes anyway.
         guard let exchange = self.exchange, exchange.responseComplete,
             exchange.requestComplete || (exchange.discardRequestBody && !exchange.keepAlive)
@@ -840,101 +432,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         self.exchange = nil
         self.report(exchange)
         if self.environment.isHTTP2 { return }  // the stream ends with its response
-        guard exchange.keepAlive, !exchange.closeAfterResponse, !self.draining, exchange.requestComplete else {
+        let next = self.downstream.afterExchange(
+            keepAlive: exchange.keepAlive, closeAfterResponse: exchange.closeAfterResponse, requestComplete: exchange.requestComplete
+        )
+        guard next == .serve else {
             self.closeDownstream()
             return
         }
         // Serve pipelined requests in order, up to the next complete request.
-        while !self.closed, !self.queuedParts.isEmpty, !(self.exchange?.requestComplete ?? false) {
-            self.handleRequestPart(self.queuedParts.removeFirst())
+        while !self.closed, let part = self.downstream.nextQueued(during: self.sequencing) {
+            self.handleRequestPart(part)
         }
-        if let refusal = self.pendingRefusal, self.exchange == nil, self.queuedParts.isEmpty {
-            self.pendingRefusal = nil
+        if let refusal = self.downstream.takeRefusal(during: self.sequencing) {
             self.sendLocalReply(refusal, forceClose: true)
             return
         }
         self.releaseHeldRead()
     }
 
-    /// The upstream agreed to the upgrade: the 101 goes to the client now; the tunnel follows at
-    /// the end of the 101 (the decoder's last part before the upgraded bytes).
-    private func acceptUpgrade(_ exchange: HTTPExchange, head: HTTPResponseHead, upgrade: String) {
-        guard let context = self.context else { return }
-        var framing = HopByHop.FramingHeaders()
-        var headers = HopByHop.downstreamResponseHeaders(head.headers, framing: &framing)
-        headers.add(name: "connection", value: "upgrade")
-        headers.add(name: "upgrade", value: head.headers.first(name: "upgrade") ?? upgrade)
-        context.writeAndFlush(
-            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil
-        )
-        exchange.switching = true
-        exchange.responseStarted = true
-        exchange.record.responseCode = 101
-        exchange.record.responseCodeDetails = "via_upstream"
-    }
-
-    /// Both connections drop their HTTP handlers and are glued into a byte tunnel (as Envoy proxies
-    /// WebSocket), with the TCP proxy's backpressure and half-close. Bytes already read past either
-    /// head (the first frames) reach the tunnel as the decoders leave. Reported now, as a 101.
-    private func tunnel(_ exchange: HTTPExchange, upstream: UpstreamHTTPHandler) {
-        guard let context = self.context, let upstreamContext = upstream.context else { return }
-        exchange.responseComplete = true
-        exchange.upstream = .finished
-        upstream.owner = nil
-        self.exchange = nil
-        self.closed = true
-        self.report(exchange)
-        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
-        do {
-            // Both glues first, so the bytes each leaving decoder hands on have somewhere to go;
-            // the typed HTTP handlers leave before the decoders.
-            let up = upstreamContext.pipeline.syncOperations
-            let down = context.pipeline.syncOperations
-            let upstreamDecoder = try up.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
-            let upstreamEncoder = try up.handler(type: HTTPRequestEncoder.self)
-            let decoder = try down.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            let encoder = try down.handler(type: HTTPResponseEncoder.self)
-            try up.addHandler(upstreamGlue)
-            try down.addHandler(downstreamGlue)
-            let channels = (context.channel, upstreamContext.channel)
-            up.removeHandler(upstream, promise: nil)
-            up.removeHandler(upstreamEncoder, promise: nil)
-            down.removeHandler(context: context, promise: nil)
-            down.removeHandler(encoder, promise: nil)
-            // A decoder leaves later in this loop tick, handing on the bytes it held; then they are
-            // flushed, and a read either HTTP handler held back is asked again through the glue.
-            let upstreamLeft = channels.1.eventLoop.makePromise(of: Void.self)
-            let downstreamLeft = channels.0.eventLoop.makePromise(of: Void.self)
-            up.removeHandler(upstreamDecoder, promise: upstreamLeft)
-            down.removeHandler(decoder, promise: downstreamLeft)
-            upstreamLeft.futureResult.and(downstreamLeft.futureResult).whenComplete { _ in
-                for channel in [channels.0, channels.1] {
-                    channel.flush()
-                    channel.read()
-                }
-            }
-        } catch {
-            self.environment.log.info("http :\(self.environment.port): cannot switch to a tunnel after 101: \(error)")
-            upstreamContext.close(promise: nil)
-            context.close(promise: nil)
-        }
-    }
-
-    /// After a complete exchange: the upstream connection back to the pool (an HTTP/2 stream just
-    /// ends), or closed when it cannot serve another request.
-    private func releaseUpstream(_ exchange: HTTPExchange) {
-        guard case .attached(let upstream) = exchange.upstream, let eventLoop = self.context?.eventLoop else { return }
-        exchange.upstream = .finished
-        // A finished HTTP/2 stream closes by itself; closing it here would reset it.
-        if exchange.upstreamReusable || upstream.isStream {
-            let idleTimeout = exchange.target?.cluster.upstreamIdleTimeout ?? SnapshotCompiler.defaultUpstreamIdleTimeout
-            self.environment.pools.pool(for: eventLoop).release(upstream, idleTimeout: idleTimeout)
-        } else {
-            upstream.close()
-        }
-    }
-
-    private func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
+    func sendLocalReply(_ reply: LocalReply, forceClose: Bool = false) {
         guard let context = self.context else { return }
         let exchange = self.exchange ?? HTTPExchange(
             requestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), keepAlive: false, isHead: false,
@@ -952,7 +468,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.
         let bodyPending = !exchange.requestComplete && exchange.bodyFraming != .none
-        let close = !self.environment.isHTTP2 && (forceClose || !exchange.keepAlive || bodyPending || self.draining)
+        let close = !self.environment.isHTTP2 && (forceClose || !exchange.keepAlive || bodyPending || self.downstream.draining)
         exchange.keepAlive = !close
         exchange.responseStarted = true
         exchange.responseComplete = true
@@ -982,23 +498,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         }
     }
 
-    /// A route `timeout` runs from the end of the request (as Envoy's route timeout does) to the end
-    /// of the response. Without a response head by then: 504 `UT`; mid-response: the client
-    /// connection is reset, so a cut response never looks complete.
-    private func startTimeout() {
-        if let exchange = self.exchange, case .attached = exchange.upstream { self.startPerTryTimeout(exchange) }
-        guard let exchange = self.exchange, let timeout = exchange.timeout, !exchange.responseComplete,
-            let eventLoop = self.context?.eventLoop
-        else { return }
-        exchange.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard self.exchange === exchange, !exchange.responseComplete else { return }
-            self.environment.log.debug("http :\(self.environment.port): no complete response within \(timeout) (UT)")
-            self.failUpstream(exchange, .upstreamTimeout, afterResponseStarted: "upstream_response_timeout")
-        }
-    }
-
     /// Hands the finished exchange to the metrics, the access log and the tracer (once).
-    private func report(_ exchange: HTTPExchange) {
+    func report(_ exchange: HTTPExchange) {
         guard !exchange.reported, let eventLoop = self.context?.eventLoop else { return }
         exchange.reported = true
         exchange.timeoutTimer?.cancel()
@@ -1014,9 +515,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Ups
         exchange.telemetry.accessLogger?.write(exchange.record)
     }
 
-    private func closeDownstream() {
+    func closeDownstream() {
         self.closed = true
-        self.queuedParts.removeAll()
+        self.downstream.closed()
         self.context?.close(promise: nil)
     }
 
