@@ -21,12 +21,16 @@
 #                         disabled by a Telemetry resource, default, access log on, and default
 #                         with a 1 s scrape loop of /stats/prometheus (eventLoops: the first of
 #                         --event-loops)
+#                         policy: the HTTP keep-alive run (with an Origin header) against two
+#                         Meshgate instances: the bench route as is (Istio's default retry
+#                         policy), and the same route with retries, a corsPolicy allowing the
+#                         origin and a 1% mirror to the upstream
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
 #                         else .build-bench/release/meshgate, else built into .build-bench
 #                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
-#   --base-port P         first of the ports used, P..P+63 (default 18000)
+#   --base-port P         first of the ports used, P..P+73 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
 #   --perf                after the rounds, one more HTTP run per Meshgate variant under
 #                         `perf record -g`; the profile summary is appended to the report
@@ -97,7 +101,7 @@ for t in ${ONLY//,/ }; do
     case "$t" in direct|haproxy|nginx|meshgate) ;; *) die "unknown target '$t' in --only" ;; esac
 done
 for s in ${SCENARIOS//,/ }; do
-    case "$s" in http|tcp|https|h2|telemetry) ;; *) die "unknown scenario '$s' in --scenarios" ;; esac
+    case "$s" in http|tcp|https|h2|telemetry|policy) ;; *) die "unknown scenario '$s' in --scenarios" ;; esac
 done
 IFS=, read -r -a LOOPS <<<"$EVENT_LOOPS"
 ((${#LOOPS[@]} >= 1 && ${#LOOPS[@]} <= 4)) || die "--event-loops takes 1 to 4 values"
@@ -127,11 +131,13 @@ mgt_tcp_port() { echo $((BASE_PORT + 44 + $1)); }
 mgt_admin_port() { echo $((BASE_PORT + 48 + $1)); }
 mgt_ready_port() { echo $((BASE_PORT + 52 + $1)); }
 mgt_metrics_port() { echo $((BASE_PORT + 56 + $1)); }
+# The policy scenario's Meshgate instances, $1 = 0 (plain), 1 (policies).
+mgp_port() { echo $((BASE_PORT + 64 + 5 * $1 + $2)); }   # $2: 0 http, 1 tcp, 2 admin, 3 ready, 4 metrics
 TLS=0
 { has "$SCENARIOS" https || has "$SCENARIOS" h2; } && TLS=1
 # The upstream nginx serves the HTTP, TLS and telemetry scenarios.
 UPSTREAM=0
-{ has "$SCENARIOS" http || ((TLS)) || has "$SCENARIOS" telemetry; } && UPSTREAM=1
+{ has "$SCENARIOS" http || ((TLS)) || has "$SCENARIOS" telemetry || has "$SCENARIOS" policy; } && UPSTREAM=1
 
 # ------------------------------------------------------------------------------------------------
 # Dependencies: install what is missing (Debian packages), as root.
@@ -140,7 +146,7 @@ need() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
 need python3 python3
 need timeout coreutils
 need curl curl
-if has "$SCENARIOS" http || has "$SCENARIOS" telemetry; then need wrk wrk; fi
+if has "$SCENARIOS" http || has "$SCENARIOS" telemetry || has "$SCENARIOS" policy; then need wrk wrk; fi
 if ((UPSTREAM)); then need nginx nginx-light; fi
 if ((TLS)); then need h2load nghttp2-client; need openssl openssl; fi
 if has "$SCENARIOS" tcp; then need iperf3 iperf3; fi
@@ -520,6 +526,40 @@ if has "$ONLY" meshgate; then
             "Meshgate el$el, default + 1 s scrape loop" \
             "scrape=http://127.0.0.1:$(mgt_metrics_port 1)/stats/prometheus"
     fi
+
+    # Route policies: the bench route as is, and with retries, CORS and a 1% mirror.
+    if has "$SCENARIOS" policy; then
+        el="${LOOPS[0]}"
+        policy_names=(plain policies)
+        for ((j = 0; j < 2; j++)); do
+            pn="${policy_names[$j]}"
+            dir="$WORK/conf/meshgate-policy-$pn"
+            mkdir -p "$dir"
+            vars=("${COMMON[@]}" EVENT_LOOPS="$el" MESHGATE_HTTP_PORT="$(mgp_port $j 0)"
+                MESHGATE_TCP_PORT="$(mgp_port $j 1)" ADMIN_PORT="$(mgp_port $j 2)"
+                READINESS_PORT="$(mgp_port $j 3)" METRICS_PORT="$(mgp_port $j 4)")
+            render "$HERE/conf/meshgate/meshgate.yaml.tmpl" "$dir/meshgate.yaml" "${vars[@]}"
+            render "$HERE/conf/meshgate/bench.yaml.tmpl" "$dir/bench.yaml" "${vars[@]}"
+            if [[ "$pn" == policies ]]; then
+                # The bench route's first (only) http rule gets the policies.
+                sed -i 's|^  - route:$|  - retries: {attempts: 2, perTryTimeout: 5s, retryOn: "5xx,reset,connect-failure"}\n    corsPolicy:\n      allowOrigins: [{exact: "https://bench.example"}]\n      allowMethods: [GET, POST]\n      exposeHeaders: [x-request-id]\n      maxAge: 1h\n    mirror: {host: upstream, port: {number: 80}}\n    mirrorPercentage: {value: 1}\n    route:|' "$dir/bench.yaml"
+            fi
+            "$MESHGATE_BIN" validate "$dir" >"$WORK/logs/meshgate-policy-$pn-validate.log" 2>&1 || {
+                cat "$WORK/logs/meshgate-policy-$pn-validate.log" >&2
+                die "meshgate validate $dir failed"
+            }
+            start "meshgate-policy-$pn" "$MESHGATE_BIN" gateway --config "$dir"
+            pid=$LAST_PID
+            "${BENCH_PY[@]}" wait-http --url "http://127.0.0.1:$(mgp_port $j 3)/healthz/ready" \
+                --pid "$pid" --timeout 60 || {
+                tail -n 30 "$WORK/logs/meshgate-policy-$pn.log" >&2 || true
+                die "Meshgate ($pn) did not become ready; log: $WORK/logs/meshgate-policy-$pn.log"
+            }
+            add_target policy "mg-$pn" meshgate "$(mgp_port $j 0)" "$pid" \
+                "Meshgate el$el, $([[ $pn == plain ]] && echo "the bench route (Istio's default retries)" || echo "retries + CORS + 1% mirror")" \
+                "header=Origin: https://bench.example"
+        done
+    fi
 fi
 
 [[ -s "$TARGETS" ]] || die "nothing to measure"
@@ -528,7 +568,7 @@ fi
 # TLS targets: over HTTPS, with the certificate verified against the run's CA.
 while IFS=$'\t' read -r scenario name _ port _ _ _; do
     case "$scenario" in
-        http|telemetry) url="http://127.0.0.1:$port/index.html"; ca=() ;;
+        http|telemetry|policy) url="http://127.0.0.1:$port/index.html"; ca=() ;;
         https|h2) url="https://127.0.0.1:$port/index.html"; ca=(--cafile "$TLS_DIR/ca.pem") ;;
         *) continue ;;
     esac

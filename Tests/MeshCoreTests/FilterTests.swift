@@ -29,7 +29,10 @@ import Testing
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders([("host", host)] + headers))
         head.uri = uri
         let routing = RouteRequest(head: head, host: host, port: 8080)
-        let request = FilterRequest(head: head, target: uri, routing: routing, summary: HopByHop.RequestSummary(), snapshot: snapshot, plan: plan)
+        let request = FilterRequest(
+            head: head, target: uri, routing: routing, summary: HopByHop.RequestSummary(), snapshot: snapshot,
+            httpsRedirectHosts: plan.httpsRedirectHosts
+        )
         return (request, plan.http.route(routing), snapshot)
     }
 
@@ -137,7 +140,7 @@ import Testing
             HTTPHeaders([("host", "gw.example"), ("x-secret", "s")]), target: request.target, snapshot: snapshot,
             destination: DestinationHeaders(request: HeaderOperations(set: [.init(name: "x-who", value: "destination")]), response: nil)
         )
-        HTTPFilterChain.standard.upstreamRequest(&upstream, try #require(route), request, exchange, environment)
+        HTTPFilterChain.upstreamRequest(&upstream, try #require(route), request, exchange, environment)
         #expect(upstream.target == "/v1?q")
         #expect(upstream.headers.first(name: "host") == "internal")
         // The destination's set runs first; the route's set wins.

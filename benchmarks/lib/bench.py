@@ -50,7 +50,9 @@ REFERENCES = {
 GOALS = {"http": [("haproxy", 0.60)], "tcp": [("haproxy", 0.80), ("haproxy-256k", 0.80)],
          "https": [], "handshake": [("nginx", 0.80)], "h2": [("nginx", 0.60)]}
 # Every scenario, in the order they are measured and reported.
-SCENARIOS = ["http", "tcp", "https", "handshake", "h2", "telemetry"]
+SCENARIOS = ["http", "tcp", "https", "handshake", "h2", "telemetry", "policy"]
+# Scenarios measured as HTTP/1.1 keep-alive with wrk.
+HTTP_LIKE = ("http", "telemetry", "policy")
 # TLS scenarios (h2load): the load command for each, minus duration and URL.
 H2LOAD = {
     "https": ["h2load", "--h1", "-t1", "-c50", "-m1"],
@@ -230,9 +232,12 @@ def run_client(cmd: list[str], limit: int) -> subprocess.CompletedProcess:
         proc, _CURRENT = _CURRENT, None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
-def run_wrk(port: int, duration: int, conns: int, log_path: str) -> dict:
+def run_wrk(port: int, duration: int, conns: int, log_path: str, header: str | None = None) -> dict:
     url = f"http://127.0.0.1:{port}/index.html"
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT, url]
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT]
+    if header:
+        cmd += ["-H", header]
+    cmd.append(url)
     try:
         proc = run_client(cmd, duration + 30)
     except subprocess.TimeoutExpired:
@@ -384,6 +389,8 @@ def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, our
     busy_before, t0 = system_busy_seconds(), time.monotonic()
     if scenario == "http":
         res = run_wrk(target["port"], args.http_duration, args.connections, log_path)
+    elif scenario == "policy":
+        res = run_wrk(target["port"], args.http_duration, args.connections, log_path, target.get("header"))
     elif scenario == "telemetry":
         if target.get("scrape"):
             with ScrapeLoop(target["scrape"]) as loop:
@@ -414,7 +421,7 @@ def measure_one(scenario: str, target: dict, args, round_no: int, logs: str, our
 def fmt_result(scenario: str, res: dict) -> str:
     if not res.get("ok"):
         return f"FAILED ({res.get('error')})"
-    if scenario == "telemetry":
+    if scenario in HTTP_LIKE:
         scenario = "http"
     if scenario in H2LOAD:
         other = f", other load {res['other_cores']:.2f} cores" if res.get("other_cores") is not None else ""
@@ -487,7 +494,7 @@ def cmd_measure(args) -> int:
         # Sanity check and warm-up: a target that does not serve the 100-byte file is not measured.
         live = []
         for t in targets:
-            if scenario in ("http", "telemetry"):
+            if scenario in HTTP_LIKE:
                 status, body = http_status(f"http://127.0.0.1:{t['port']}/index.html")
                 if status != 200 or len(body) != 100:
                     log(f"[http] {t['name']}: sanity GET gave {status} / {len(body)} bytes; not measured")
@@ -727,6 +734,7 @@ def build_report(raw: dict) -> str:
                              f"{best_ratio:.2f}× → **{verdict}**")
     build_tls_report(L, meta, targets, runs)
     build_telemetry_report(L, meta, targets, runs)
+    build_policy_report(L, meta, targets, runs)
     L.append("")
     return "\n".join(L)
 
@@ -842,6 +850,36 @@ def build_telemetry_report(L: list[str], meta: dict, targets: dict, runs: dict) 
             verdict = "no figure"
         L.append(f"| {names[var]['label']} | {names[base]['label']} | {ratio_cell(xs)} | {ratio_cell(cs)} | "
                  f"≥ {goal:.2f}× | **{verdict}** |")
+
+
+def build_policy_report(L: list[str], meta: dict, targets: dict, runs: dict) -> None:
+    plist = targets.get("policy", [])
+    if not plist:
+        return
+    pr = runs.get("policy", {})
+    L.append("")
+    L.append("## Route policies (HTTP/1.1 keep-alive, Meshgate variants)")
+    L.append("")
+    L.append(f"Load: `{meta['http_command']}` plus an `Origin` header, against each variant, interleaved.")
+    L.append("")
+    L.append("| variant | req/s median | req/s min–max | p50 ms | p99 ms | proxy CPU µs/req | errors | other load, cores |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for t in plist:
+        rr = pr.get(t["name"], [])
+        if not any(r.get("ok") for r in rr):
+            err = next((r.get("error") for r in rr if r.get("error")), "not run")
+            L.append(f"| {t['label']} | failed: {err} | | | | | | |")
+            continue
+        m, lo, hi = summarize(rr, "rps")
+        errs = sum(r.get("errors", 0) for r in rr if r.get("ok"))
+        L.append(f"| {t['label']} | {f0(m)} | {f0(lo)}–{f0(hi)} | {f2(summarize(rr, 'p50_ms')[0])} | "
+                 f"{f2(summarize(rr, 'p99_ms')[0])} | {f1(summarize(rr, 'cpu_us_per_req')[0])} | {errs} | {other_cell(rr)} |")
+    if len(plist) == 2:
+        base, var = plist[0], plist[1]
+        a, b = pr.get(var["name"], []), pr.get(base["name"], [])
+        L.append("")
+        L.append(f"Per round, {var['label']} ÷ {base['label']}: req/s {ratio_cell(per_round_ratios(a, b, 'rps'))}, "
+                 f"CPU per request {ratio_cell(per_round_ratios(a, b, 'cpu_us_per_req'))} (median, min–max).")
 
 
 def cmd_report(args) -> int:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -19,11 +21,18 @@ from test_mesh import ca, start_sidecar  # noqa: F401 (ca: the mesh CA fixture)
 
 class ResetOnce(ThreadedListener):
     """A scripted upstream: its first connection reads a request (head and body) and is reset with no
-    answer; later ones answer 200 with the `x-envoy-attempt-count` they saw as the body."""
+    answer (or, with `first="hang"`, never answered until the test ends); later ones answer 200 with
+    the `x-envoy-attempt-count` they saw as the body."""
 
-    def __init__(self, host: str):
+    def __init__(self, host: str, first: str = "reset"):
         self.heads: list[bytes] = []
+        self.first = first
+        self.released = threading.Event()
         super().__init__(host)
+
+    def close(self) -> None:
+        self.released.set()
+        super().close()
 
     def accepted(self) -> object:
         with self._lock:
@@ -43,6 +52,9 @@ class ResetOnce(ThreadedListener):
                 head = data.split(b"\r\n\r\n", 1)[0]
                 with self._lock:
                     self.heads.append(head)
+                if number == 1 and self.first == "hang":
+                    self.released.wait(30)
+                    return
                 if number == 1:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return  # closed with linger 0: a reset
@@ -98,6 +110,11 @@ def gateway(mesh: Mesh, **settings):
     return mesh.gateway(mesh.config_dir(files, **settings), {"http": port}), backend.apps["v1"]
 
 
+def prometheus(gw) -> str:
+    port = int(re.search(r"^metricsPort: (\d+)$", (gw.config_dir / "meshgate.yaml").read_text(), re.M).group(1))
+    return http_get("127.0.0.1", port, "/stats/prometheus", timeout=5).text
+
+
 def settle(app, count: int) -> list[str]:
     wait_until(lambda: len(app.requests()) >= count, 10, f"the app to log {count} requests")
     return app.requests()
@@ -111,8 +128,7 @@ def test_istios_default_policy_retries_a_503_twice_and_flags_urx(mesh: Mesh):
     # One request from the client, three attempts at the app: Istio's default is 2 retries on 503.
     assert settle(app, 3) == ["GET /status/503"] * 3
     wait_until(lambda: log.exists() and " 503 URX " in log.read_text(), 10, "the access log line with URX")
-    metrics_port = int(re.search(r"^metricsPort: (\d+)$", (gw.config_dir / "meshgate.yaml").read_text(), re.M).group(1))
-    stats = http_get("127.0.0.1", metrics_port, "/stats/prometheus", timeout=5).text
+    stats = prometheus(gw)
     assert 'meshgate_upstream_retries_total{cluster="outbound|9080||httpbin.default.svc.cluster.local"} 2' in stats, stats
     # Not retried: other statuses, and a route with attempts: 0.
     assert curl(gw.url("/status/500")).status == 500
@@ -234,6 +250,7 @@ def test_mirroring_copies_each_request_to_v2_and_answers_from_v1(mesh: Mesh):
     assert settle(apps["v1"], 3) == [f"GET /headers?i={i}" for i in range(3)]
     # The copies reach v2; the client never waits for them (their answers are dropped).
     assert sorted(settle(apps["v2"], 3)) == [f"GET /headers?i={i}" for i in range(3)]
+    assert 'meshgate_mirrored_requests_total{cluster="outbound|9080|v2|httpbin.default.svc.cluster.local"} 3' in prometheus(gw)
 
 
 def test_a_mirrored_copy_has_the_shadow_host_and_the_whole_body(mesh: Mesh):
@@ -247,8 +264,8 @@ def test_a_mirrored_copy_has_the_shadow_host_and_the_whole_body(mesh: Mesh):
     assert settle(apps["v1"], 1) == ["POST /raw/upload"]
 
 
-def scripted_gateway(mesh: Mesh, retries: str):
-    upstream = ResetOnce(mesh.address())
+def scripted_gateway(mesh: Mesh, retries: str | None, first: str = "reset", **settings):
+    upstream = ResetOnce(mesh.address(), first)
     mesh.raw_upstreams.append(upstream)
     port = free_port()
     routes = f"""\
@@ -256,8 +273,9 @@ def scripted_gateway(mesh: Mesh, retries: str):
   gateways: [web]
   http:
   - route: [{{destination: {{host: scripted}}}}]
-    retries: {retries}
 """
+    if retries is not None:
+        routes += f"    retries: {retries}\n"
     files = {
         "routes.yaml": documents(
             service_yaml("scripted", 9080),
@@ -266,7 +284,7 @@ def scripted_gateway(mesh: Mesh, retries: str):
             resource_yaml("VirtualService", "scripted", routes),
         )
     }
-    return mesh.gateway(mesh.config_dir(files), {"http": port}), upstream
+    return mesh.gateway(mesh.config_dir(files, **settings), {"http": port}), upstream
 
 
 def test_a_reset_before_the_response_is_retried_with_the_attempt_count(mesh: Mesh):
@@ -353,3 +371,31 @@ def test_bookinfo_ratings_test_delay_unchanged(mesh: Mesh, ca: Path):
     assert delayed >= 7, f"answered after {delayed:.2f}s; the fixture delays jason's requests 7s"
     assert curl(f"{outbound}/ratings/1", "-H", "Host: ratings:9080").status == 200
     assert settle(ratings, 2) == ["GET /ratings/0", "GET /ratings/1"]
+
+
+def test_a_post_reset_after_its_body_was_sent_is_not_retried_by_default(mesh: Mesh):
+    gw, upstream = scripted_gateway(mesh, None)
+    reply = curl(gw.url("/order"), "-X", "POST", "--data-binary", "order=1")
+    assert reply.status == 503
+    assert reply.headers["x-meshgate-response-flags"] == "UC"
+    assert len(upstream.seen()) == 1
+
+
+def test_per_try_timeout_cuts_a_hung_attempt_and_the_next_one_answers(mesh: Mesh):
+    gw, upstream = scripted_gateway(mesh, "{attempts: 2, perTryTimeout: 300ms, retryOn: 5xx}", first="hang")
+    reply = curl(gw.url("/slow-once"))
+    assert reply.status == 200 and reply.body == b"2"
+    assert len(upstream.seen()) == 2
+
+
+def test_a_client_leaving_during_an_injected_delay_leaves_nothing_behind(mesh: Mesh):
+    log = mesh.tmp_path / "access.log"
+    gw, app = gateway(mesh, accessLogFile=str(log))
+    # curl gives up after 0.1 s, during the route's 400 ms delay.
+    result = subprocess.run(["curl", "-sS", "--max-time", "0.1", gw.url("/delayed/status/200")], capture_output=True, timeout=10)
+    assert result.returncode == 28  # curl: operation timed out
+    # The exchange ends as a downstream disconnect during the delay (DI,DC); nothing reaches the app.
+    wait_until(lambda: log.exists() and " DI,DC " in log.read_text(), 10, "the access log line of the abandoned request")
+    # A second delayed request ends after the abandoned one's delay would have: only it reached the app.
+    assert curl(gw.url("/delayed/status/200?second")).status == 200
+    assert settle(app, 1) == ["GET /status/200?second"]

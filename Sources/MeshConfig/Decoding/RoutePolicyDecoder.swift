@@ -93,17 +93,17 @@ enum RoutePolicyDecoder {
         var policy = HTTPRetryPolicy.default
         policy.attempts = attempts
         if let field = retries["retryOn"], let text = field.string() {
-            var conditions: Set<HTTPRetryPolicy.Condition> = []
+            var conditions: HTTPRetryPolicy.Conditions = []
             var codes: Set<Int> = []
             for token in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !token.isEmpty {
-                if let condition = HTTPRetryPolicy.Condition(rawValue: token) {
+                if let condition = HTTPRetryPolicy.Conditions.names.first(where: { $0.key == token })?.value {
                     conditions.insert(condition)
                 } else if let code = Int(token), (100...599).contains(code) {
                     codes.insert(code)
                 } else if Self.unsupportedRetryOn.contains(token) {
                     field.warning("retryOn \"\(token)\" is not supported yet; ignored")
                 } else {
-                    let known = HTTPRetryPolicy.Condition.allCases.map(\.rawValue) + Self.unsupportedRetryOn.sorted()
+                    let known = HTTPRetryPolicy.Conditions.names.map(\.key) + Self.unsupportedRetryOn.sorted()
                     field.error("\"\(token)\" is not a retryOn condition; expected HTTP status codes or \(known.joined(separator: ", "))")
                 }
             }

@@ -47,27 +47,39 @@ public struct HTTPFaultInjection: Sendable, Hashable {
 
 /// Istio's `HTTPRetry`, with Istio's defaults where a route says nothing (``default``).
 public struct HTTPRetryPolicy: Sendable, Hashable {
-    /// Envoy's `retry_on` conditions Meshgate acts on.
-    public enum Condition: String, Sendable, Hashable, CaseIterable {
-        case fiveXX = "5xx"
-        case gatewayError = "gateway-error"
-        case reset = "reset"
-        case connectFailure = "connect-failure"
-        case retriable4xx = "retriable-4xx"
-        case refusedStream = "refused-stream"
-        case retriableStatusCodes = "retriable-status-codes"
+    /// Envoy's `retry_on` conditions Meshgate acts on, as a set of flags (checked per response
+    /// without hashing).
+    public struct Conditions: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+        public static let fiveXX = Conditions(rawValue: 1 << 0)
+        public static let gatewayError = Conditions(rawValue: 1 << 1)
+        public static let reset = Conditions(rawValue: 1 << 2)
+        public static let connectFailure = Conditions(rawValue: 1 << 3)
+        public static let retriable4xx = Conditions(rawValue: 1 << 4)
+        public static let refusedStream = Conditions(rawValue: 1 << 5)
+        public static let retriableStatusCodes = Conditions(rawValue: 1 << 6)
         /// gRPC conditions: read from the response's `grpc-status` header (a trailers-only answer).
-        case cancelled = "cancelled"
-        case deadlineExceeded = "deadline-exceeded"
-        case `internal` = "internal"
-        case resourceExhausted = "resource-exhausted"
-        case unavailable = "unavailable"
+        public static let cancelled = Conditions(rawValue: 1 << 7)
+        public static let deadlineExceeded = Conditions(rawValue: 1 << 8)
+        public static let `internal` = Conditions(rawValue: 1 << 9)
+        public static let resourceExhausted = Conditions(rawValue: 1 << 10)
+        public static let unavailable = Conditions(rawValue: 1 << 11)
+
+        /// `retryOn` names, in Envoy's spelling.
+        public static let names: KeyValuePairs<String, Conditions> = [
+            "5xx": .fiveXX, "gateway-error": .gatewayError, "reset": .reset, "connect-failure": .connectFailure,
+            "retriable-4xx": .retriable4xx, "refused-stream": .refusedStream, "retriable-status-codes": .retriableStatusCodes,
+            "cancelled": .cancelled, "deadline-exceeded": .deadlineExceeded, "internal": .internal,
+            "resource-exhausted": .resourceExhausted, "unavailable": .unavailable,
+        ]
     }
 
     /// Retries after the first attempt (Istio's `attempts`); 0 disables retrying.
     public var attempts: Int
     public var perTryTimeout: Duration?
-    public var conditions: Set<Condition>
+    public var conditions: Conditions
     /// Status codes retried under `retriable-status-codes` (Istio adds bare numbers in `retryOn` here).
     public var retriableStatusCodes: Set<Int>
     /// The first backoff interval; Envoy's default is 25 ms, growing to at most 10× with full jitter.
@@ -80,7 +92,7 @@ public struct HTTPRetryPolicy: Sendable, Hashable {
     public var explicitRetryOn = false
 
     public init(
-        attempts: Int, perTryTimeout: Duration? = nil, conditions: Set<Condition>, retriableStatusCodes: Set<Int> = [],
+        attempts: Int, perTryTimeout: Duration? = nil, conditions: Conditions, retriableStatusCodes: Set<Int> = [],
         backoff: Duration = .milliseconds(25)
     ) {
         self.attempts = attempts

@@ -5,14 +5,14 @@ import NIOHTTP1
 /// decision per request is pure (Envoy's CORS filter): a preflight from an allowed origin is
 /// answered here; any other request from an allowed origin gets the `access-control-*` response
 /// headers; a request from another origin gets none.
-public struct CompiledCORS: Sendable {
+public final class CompiledCORS: Sendable {
     enum Action: Equatable {
         /// Not a CORS request, or its origin is not allowed: nothing to add.
         case none
         /// Answer the preflight here: 200 with these headers (none for an ignored unmatched one).
         case answerPreflight(HTTPHeaders)
-        /// Pass the request on; add these headers to its response.
-        case addToResponse(HTTPHeaders)
+        /// Pass the request on; its response gets ``responseHeaders(origin:to:)``.
+        case addToResponse(origin: String)
     }
 
     private let origins: [StringMatcher]
@@ -42,17 +42,24 @@ public struct CompiledCORS: Sendable {
         guard self.origins.contains(where: { $0.matches("*") || $0.matches(origin) }) else {
             return preflight && self.unmatchedPreflights == .ignore ? .answerPreflight(HTTPHeaders()) : .none
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "access-control-allow-origin", value: origin)
-        if self.allowCredentials { headers.add(name: "access-control-allow-credentials", value: "true") }
         if preflight {
+            var headers = HTTPHeaders()
+            headers.add(name: "access-control-allow-origin", value: origin)
+            if self.allowCredentials { headers.add(name: "access-control-allow-credentials", value: "true") }
             if let methods = self.allowMethods { headers.add(name: "access-control-allow-methods", value: methods) }
             if let names = self.allowHeaders { headers.add(name: "access-control-allow-headers", value: names) }
             if let maxAge = self.maxAge { headers.add(name: "access-control-max-age", value: maxAge) }
             return .answerPreflight(headers)
         }
-        if let names = self.exposeHeaders { headers.add(name: "access-control-expose-headers", value: names) }
-        return .addToResponse(headers)
+        return .addToResponse(origin: origin)
+    }
+
+    /// The headers an allowed origin's (non-preflight) response gets; they replace any the upstream
+    /// wrote, as Envoy's CORS filter sets them.
+    func responseHeaders(origin: String, to headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
+        if self.allowCredentials { headers.replaceOrAdd(name: "access-control-allow-credentials", value: "true") }
+        if let names = self.exposeHeaders { headers.replaceOrAdd(name: "access-control-expose-headers", value: names) }
     }
 }
 

@@ -52,6 +52,7 @@ extension HTTPProxyHandler {
         }
         let body = Self.replayParts(exchange)
         for cluster in mirrors {
+            self.environment.metrics.addControl("meshgate_mirrored_requests_total{cluster=\"\(cluster.name)\"}")
             RequestMirror.send(head: target.head, body: body, to: cluster, pools: self.environment.pools, eventLoop: eventLoop)
         }
     }
@@ -102,7 +103,7 @@ extension HTTPProxyHandler {
                 upstream.headers.add(name: "upgrade", value: upgrade)
             }
         }
-        HTTPFilterChain.standard.upstreamRequest(&upstream, route, request, exchange, self.environment)
+        HTTPFilterChain.upstreamRequest(&upstream, route, request, exchange, self.environment)
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.target, headers: upstream.headers)
         exchange.target = HTTPExchange.Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)

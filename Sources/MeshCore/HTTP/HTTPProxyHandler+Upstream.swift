@@ -19,11 +19,14 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
                 self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
                 return
             }
-            if exchange.retry != nil {
-                let outcome = RetryState.Outcome.response(
-                    status: Int(head.status.code), grpcStatus: head.headers.first(name: "grpc-status").flatMap { Int($0) }
-                )
-                if case .attached(let upstream) = exchange.upstream, self.retry(exchange, after: outcome, closing: upstream) { return }
+            if let retry = exchange.retry {
+                let status = Int(head.status.code)
+                // gRPC errors come as a 200 head carrying grpc-status (a trailers-only response).
+                let grpcStatus = status == 200 && retry.watchesGRPCStatus ? head.headers.first(name: "grpc-status").flatMap { Int($0) } : nil
+                let outcome = RetryState.Outcome.response(status: status, grpcStatus: grpcStatus)
+                if retry.shouldRetry(outcome), case .attached(let upstream) = exchange.upstream, self.retry(exchange, after: outcome, closing: upstream) {
+                    return
+                }
             }
             exchange.perTryTimer?.cancel()
             var framingHeaders = HopByHop.FramingHeaders()
@@ -41,7 +44,7 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
-            HTTPFilterChain.standard.responseHeaders(&headers, exchange)
+            HTTPFilterChain.responseHeaders(&headers, exchange)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
                 // The proxy nearest the client says it (a sidecar's inbound leaves it to the caller's).

@@ -378,10 +378,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let request = FilterRequest(
             head: head, target: routedHead.uri, routing: RouteRequest(head: routedHead, host: summary.host ?? "", port: self.environment.port),
-            summary: summary, snapshot: snapshot, plan: plan
+            summary: summary, snapshot: snapshot, httpsRedirectHosts: plan.httpsRedirectHosts
         )
-        let chain = HTTPFilterChain.standard
-        if case .reply(let reply) = chain.run({ $0.requestHeaders(request, exchange, self.environment) }).verdict {
+        if case .reply(let reply) = HTTPFilterChain.requestHeaders(request, exchange, self.environment) {
             self.sendLocalReply(reply)
             return
         }
@@ -398,7 +397,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// injected delay) and resume the phase after it; past the last one the router takes over.
     func routeSelected(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders, from start: Int) {
         guard let exchange = self.exchange else { return }
-        let (verdict, next) = HTTPFilterChain.standard.run(from: start) { $0.routeSelected(route, request, exchange, self.environment) }
+        let (verdict, next) = HTTPFilterChain.routeSelected(from: start, route, request, exchange, self.environment)
         switch verdict {
         case .continue:
             self.route(route, request, upstreamHeaders: upstreamHeaders)
@@ -482,7 +481,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.record.responseCodeDetails = reply.details
         exchange.record.bytesSent = exchange.isHead ? 0 : reply.body.count
         var head = reply.head(version: exchange.requestHead.version, close: close)
-        HTTPFilterChain.standard.responseHeaders(&head.headers, exchange)
+        HTTPFilterChain.responseHeaders(&head.headers, exchange)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         if !reply.body.isEmpty && !exchange.isHead {
             let buffer = context.channel.allocator.buffer(bytes: reply.body)
@@ -510,7 +509,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "URX" : "\(flags),URX"
         }
         exchange.record.durationMicros = (eventLoop.now - exchange.started).nanoseconds / 1000
-        HTTPFilterChain.standard.complete(exchange)
+        HTTPFilterChain.complete(exchange)
         self.environment.metrics.shard(for: eventLoop).recordHTTP(exchange.record)
         exchange.telemetry.accessLogger?.write(exchange.record)
     }

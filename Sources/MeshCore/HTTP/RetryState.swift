@@ -74,6 +74,8 @@ struct RetryState {
         case .refusedStream:
             return !on.isDisjoint(with: [.refusedStream, .reset, .fiveXX])
         case .response(let status, let grpcStatus):
+            // The common case first: a success or a 4xx other than 409, no gRPC error.
+            if status < 400 && (grpcStatus ?? 0) == 0 { return false }
             if on.contains(.fiveXX) && (500...599).contains(status) { return true }
             if on.contains(.gatewayError) && (502...504).contains(status) { return true }
             if on.contains(.retriable4xx) && status == 409 { return true }
@@ -83,8 +85,13 @@ struct RetryState {
         }
     }
 
+    /// Whether any gRPC condition is on (so a response's `grpc-status` matters).
+    var watchesGRPCStatus: Bool {
+        !self.policy.conditions.isDisjoint(with: [.cancelled, .deadlineExceeded, .internal, .resourceExhausted, .unavailable])
+    }
+
     /// The gRPC statuses `retryOn` can name.
-    private static let grpcConditions: [Int: HTTPRetryPolicy.Condition] = [
+    private static let grpcConditions: [Int: HTTPRetryPolicy.Conditions] = [
         1: .cancelled, 4: .deadlineExceeded, 8: .resourceExhausted, 13: .internal, 14: .unavailable,
     ]
 }

@@ -193,6 +193,7 @@ public final class MeshMetrics: Sendable {
         "meshgate_tracing_spans_dropped_total": "Spans dropped (queue full or collector errors).",
         "meshgate_downstream_rejected_total": "Requests refused as malformed or ambiguous, by reason.",
         "meshgate_upstream_protocol_errors_total": "Upstream responses refused as malformed or ambiguous (UPE).",
+        "meshgate_mirrored_requests_total": "Copies of requests sent to routes' mirror clusters, by mirror cluster.",
         "meshgate_upstream_retries_total": "Retries of upstream requests by the routes' retry policies, by cluster.",
     ]
 

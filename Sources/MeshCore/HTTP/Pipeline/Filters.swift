@@ -14,7 +14,7 @@ struct MisdirectedRequestFilter: HTTPFilter {
 /// A Gateway server's `tls.httpsRedirect`: 301 to the same host and target over https.
 struct HTTPSRedirectFilter: HTTPFilter {
     func requestHeaders(_ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment) -> FilterVerdict {
-        let hosts = request.plan.httpsRedirectHosts
+        let hosts = request.httpsRedirectHosts
         guard !hosts.isEmpty, hosts.contains(where: { hostMatches(pattern: $0, host: String(request.routing.host)) }) else { return .continue }
         return .reply(.httpsRedirect(to: "https://\(request.routing.host)\(request.target)"))
     }
@@ -30,19 +30,21 @@ struct CORSFilter: HTTPFilter {
         let headers = request.head.headers
         switch cors.decide(method: request.head.method, origin: headers.first(name: "origin"), requestMethod: headers.first(name: "access-control-request-method")) {
         case .none: return .continue
-        case .addToResponse(let add):
-            exchange.corsHeaders = add
+        case .addToResponse(let origin):
+            exchange.cors = .response(origin: origin, policy: cors)
             return .continue
         case .answerPreflight(let add):
-            exchange.corsHeaders = add
+            exchange.cors = .preflight(add)
             return .reply(.corsPreflight)
         }
     }
 
     func responseHeaders(_ headers: inout HTTPHeaders, _ exchange: HTTPExchange) {
-        // The policy's headers replace any the upstream wrote (Envoy's CORS filter sets them).
-        guard let cors = exchange.corsHeaders else { return }
-        for (name, value) in cors { headers.replaceOrAdd(name: name, value: value) }
+        switch exchange.cors {
+        case nil: return
+        case .preflight(let add)?: for (name, value) in add { headers.replaceOrAdd(name: name, value: value) }
+        case .response(let origin, let policy)?: policy.responseHeaders(origin: origin, to: &headers)
+        }
     }
 }
 

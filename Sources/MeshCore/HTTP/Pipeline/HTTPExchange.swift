@@ -55,8 +55,13 @@ final class HTTPExchange {
     /// The route's `headers.response`, and the picked destination's (applied first).
     var responseHeaders: HeaderOperations?
     var destinationResponseHeaders: HeaderOperations?
-    /// The route's CORS headers for this request's response (an allowed origin).
-    var corsHeaders: HTTPHeaders?
+    /// What the route's CORS policy adds to this request's response (an allowed origin).
+    enum CORSResponse {
+        case preflight(HTTPHeaders)
+        case response(origin: String, policy: CompiledCORS)
+    }
+
+    var cors: CORSResponse?
     /// An injected delay held the request (flag `DI`).
     var delayInjected = false
 

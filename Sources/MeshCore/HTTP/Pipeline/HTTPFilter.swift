@@ -12,7 +12,8 @@ struct FilterRequest {
     let routing: RouteRequest
     let summary: HopByHop.RequestSummary
     let snapshot: Snapshot
-    let plan: ListenerPlan
+    /// The listener's `tls.httpsRedirect` hosts.
+    let httpsRedirectHosts: [String]
 }
 
 /// The upstream request while the filters shape it: built once, after the router picked a cluster
@@ -80,47 +81,65 @@ extension HTTPFilter {
     func complete(_ exchange: HTTPExchange) {}
 }
 
-/// The filters every HTTP listener runs, in order; the router follows the last.
-struct HTTPFilterChain: Sendable {
-    let filters: [any HTTPFilter]
+extension FilterVerdict {
+    var isContinue: Bool {
+        if case .continue = self { return true }
+        return false
+    }
+}
 
-    static let standard = HTTPFilterChain(filters: [
-        MisdirectedRequestFilter(),
-        HTTPSRedirectFilter(),
-        CORSFilter(),
-        RouteReplyFilter(),
-        FaultFilter(),
-        TracingFilter(),
-        PeerMetadataFilter(),
-        ForwardedClientCertFilter(),
-        RouteHeadersFilter(),
-    ])
-
-    /// The first verdict that is not `continue`, from `phase` run over the filters in order; a
-    /// `delay` stops the walk and reports where to resume (`next`).
-    func run(from start: Int = 0, _ phase: (any HTTPFilter) -> FilterVerdict) -> (verdict: FilterVerdict, next: Int) {
-        var index = start
-        while index < self.filters.count {
-            let verdict = phase(self.filters[index])
-            index += 1
-            if case .continue = verdict { continue }
-            return (verdict, index)
-        }
-        return (.continue, index)
+/// The filters every HTTP listener runs, in order (the router follows the last):
+///
+///     MisdirectedRequest → HTTPSRedirect → CORS → RouteReply → Fault
+///       → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
+///
+/// Each phase calls, in that order, the filters that act in it (a phase's no-op filters are not
+/// called at all); responses see them in reverse. Concrete types, called directly: the chain costs
+/// a route without policies a few inlined checks, not a walk over existentials (measured:
+/// `benchmarks/RESULTS.md`).
+enum HTTPFilterChain {
+    static func requestHeaders(_ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment) -> FilterVerdict {
+        let misdirected = MisdirectedRequestFilter().requestHeaders(request, exchange, environment)
+        guard misdirected.isContinue else { return misdirected }
+        return HTTPSRedirectFilter().requestHeaders(request, exchange, environment)
     }
 
-    func upstreamRequest(
+    /// The route-selected phase from stage `start` on: the first verdict that is not `continue`
+    /// and the stage to resume at after it (a delay resumes there).
+    static func routeSelected(
+        from start: Int, _ route: CompiledHTTPRoute, _ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment
+    ) -> (verdict: FilterVerdict, next: Int) {
+        var stage = start
+        while stage < 3 {
+            let verdict: FilterVerdict
+            switch stage {
+            case 0: verdict = CORSFilter().routeSelected(route, request, exchange, environment)
+            case 1: verdict = RouteReplyFilter().routeSelected(route, request, exchange, environment)
+            default: verdict = FaultFilter().routeSelected(route, request, exchange, environment)
+            }
+            stage += 1
+            if !verdict.isContinue { return (verdict, stage) }
+        }
+        return (.continue, stage)
+    }
+
+    static func upstreamRequest(
         _ upstream: inout UpstreamRequest, _ route: CompiledHTTPRoute, _ request: FilterRequest, _ exchange: HTTPExchange,
         _ environment: HTTPProxyEnvironment
     ) {
-        for filter in self.filters { filter.upstreamRequest(&upstream, route, request, exchange, environment) }
+        TracingFilter().upstreamRequest(&upstream, route, request, exchange, environment)
+        PeerMetadataFilter().upstreamRequest(&upstream, route, request, exchange, environment)
+        ForwardedClientCertFilter().upstreamRequest(&upstream, route, request, exchange, environment)
+        RouteHeadersFilter().upstreamRequest(&upstream, route, request, exchange, environment)
     }
 
-    func responseHeaders(_ headers: inout HTTPHeaders, _ exchange: HTTPExchange) {
-        for filter in self.filters.reversed() { filter.responseHeaders(&headers, exchange) }
+    static func responseHeaders(_ headers: inout HTTPHeaders, _ exchange: HTTPExchange) {
+        RouteHeadersFilter().responseHeaders(&headers, exchange)
+        CORSFilter().responseHeaders(&headers, exchange)
     }
 
-    func complete(_ exchange: HTTPExchange) {
-        for filter in self.filters { filter.complete(exchange) }
+    static func complete(_ exchange: HTTPExchange) {
+        FaultFilter().complete(exchange)
+        TracingFilter().complete(exchange)
     }
 }
