@@ -50,8 +50,12 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// One chunk of `/bytes` body, written again and again (copy-on-write: no copy is made).
     private var chunk: ByteBuffer?
 
-    init(identity: SampleIdentity, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// Plain answers wait this long (a slow instance); zero = at once.
+    private let hold: TimeAmount
+
+    init(identity: SampleIdentity, hold: TimeAmount = .zero, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.identity = identity
+        self.hold = hold
         self.log = log
     }
 
@@ -131,7 +135,11 @@ final class HTTPSampleHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.answerGRPC(context: context, request: request, messages: messages)
             return
         }
-        switch request.route {
+        var route = request.route
+        if case .hello = route, self.hold > .zero {
+            route = .delay(self.hold)
+        }
+        switch route {
         case .hello(let path):
             self.send(context: context, request: request, status: .ok, text: SampleBody.hello(identity, path: path))
         case .headers:

@@ -27,8 +27,9 @@ public enum SampleApps {
 
     /// An httpbin-like HTTP/1.1 service: `/`, `/headers`, `/status/CODE`, `/delay/SECONDS`, `/bytes/N`,
     /// `POST|PUT /upload`; every response carries `x-service` and `x-version`.
-    public static func runHTTP(host: String, port: Int, service: String, version: String) async throws {
-        let channel = try await self.bindHTTP(host: host, port: port, service: service, version: version)
+    /// `hold`: every plain answer (`/`, any other path) waits this long, as a slow instance would.
+    public static func runHTTP(host: String, port: Int, service: String, version: String, hold: TimeAmount = .zero) async throws {
+        let channel = try await self.bindHTTP(host: host, port: port, service: service, version: version, hold: hold)
         self.announce(name: service, version: version, host: host, channel: channel)
         try await channel.closeFuture.get()
     }
@@ -41,7 +42,7 @@ public enum SampleApps {
     }
 
     /// Binds the HTTP service and returns its server channel.
-    static func bindHTTP(host: String, port: Int, service: String, version: String) async throws -> Channel {
+    static func bindHTTP(host: String, port: Int, service: String, version: String, hold: TimeAmount = .zero) async throws -> Channel {
         let identity = SampleIdentity(service: service, version: version)
         let log: @Sendable (String) -> Void = { line in self.printLine("sample-app \(service) \(version): \(line)") }
         return try await self.bind(host: host, port: port) { channel in
@@ -49,7 +50,7 @@ public enum SampleApps {
             let sniffer = ConnectionSetup.priorKnowledgeSniffer(
                 http1: { channel in
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, log: log))
+                    try channel.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, hold: hold, log: log))
                 },
                 http2: { channel in
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
@@ -57,7 +58,7 @@ public enum SampleApps {
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                            try stream.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, log: log))
+                            try stream.pipeline.syncOperations.addHandler(HTTPSampleHandler(identity: identity, hold: hold, log: log))
                         }
                     }
                 }

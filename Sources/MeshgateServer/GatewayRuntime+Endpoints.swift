@@ -40,6 +40,9 @@ extension GatewayRuntime {
         for listener in self.listeners.listeners {
             gauges["meshgate_listener_info{address=\"\(listener.address)\",port=\"\(listener.port)\",protocol=\"\(snapshot.listeners[listener.port]?.protocol.rawValue ?? "closing")\"}"] = 1
         }
+        for cluster in snapshot.clusters.values {
+            gauges.merge(cluster.clusterSeries) { _, new in new }
+        }
         gauges["meshgate_access_log_dropped_total"] = Double(self.telemetry.accessLogDropped)
         gauges["meshgate_tracing_spans_dropped_total"] = Double(self.telemetry.spansDropped)
         return gauges
@@ -190,13 +193,19 @@ extension GatewayRuntime {
             var name: String
             var service: String
             var connectTimeoutMs: Int64
+            var loadBalancer: String
             var endpoints: [EndpointEntry]
         }
         struct EndpointEntry: Encodable {
             var address: String
             var workload: String
             var labels: [String: String]
+            /// `HEALTHY`, or `EJECTED` by outlier detection.
             var health: String
+            /// Seconds until an ejected endpoint returns to balancing.
+            var ejectedForSeconds: Double?
+            /// Requests (TCP: connections) in flight, counted for LEAST_REQUEST.
+            var activeRequests: Int
         }
         var generation: Int
         var clusters: [ClusterEntry]
@@ -208,8 +217,13 @@ extension GatewayRuntime {
                     name: cluster.name,
                     service: cluster.serviceFQDN,
                     connectTimeoutMs: cluster.connectTimeout.nanoseconds / 1_000_000,
-                    endpoints: cluster.endpoints.map {
-                        EndpointEntry(address: $0.hostPort, workload: $0.workloadName, labels: $0.labels, health: "HEALTHY")
+                    loadBalancer: cluster.loadBalancerName,
+                    endpoints: cluster.endpoints.enumerated().map { index, endpoint in
+                        let health = cluster.health(index)
+                        return EndpointEntry(
+                            address: endpoint.hostPort, workload: endpoint.workloadName, labels: endpoint.labels, health: health.state,
+                            ejectedForSeconds: health.ejectedForSeconds, activeRequests: cluster.activeRequests(index)
+                        )
                     }
                 )
             }

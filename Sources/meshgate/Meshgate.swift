@@ -108,10 +108,14 @@ struct SampleAppCommand: ParsableCommand {
         @Option(help: "HOST:PORT to listen on.") var listen: String
         @Option(help: "Service name, sent back in x-service.") var service: String
         @Option(help: "Version, sent back in x-version.") var version: String = "v1"
+        @Option(help: "Hold every answer to / (and other plain paths) this many milliseconds: a slow instance.") var delayMs: Int = 0
 
         func run() async throws {
             let (host, port) = try parseHostPort(self.listen)
-            try await SampleApps.runHTTP(host: host, port: port, service: self.service, version: self.version)
+            guard (0...60_000).contains(self.delayMs) else { throw ValidationError("--delay-ms must be in 0...60000") }
+            try await SampleApps.runHTTP(
+                host: host, port: port, service: self.service, version: self.version, hold: .milliseconds(Int64(self.delayMs))
+            )
         }
     }
 }

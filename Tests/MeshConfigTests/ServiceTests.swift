@@ -248,11 +248,7 @@ import Testing
               - name: v2
                 labels: {version: v2}
             """)
-        // Read, and said not to be acted on yet (never dropped in silence).
-        #expect(result.lines == [
-            "conf/test.yaml:41: warning: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.simple: RANDOM is not supported yet; round robin applies",
-            "conf/test.yaml:43: warning: DestinationRule/reviews.spec.trafficPolicy.connectionPool.tcp.maxConnections: not supported yet; ignored (no connection limit applies)",
-        ])
+        #expect(result.lines == [])
         let rule = try #require(result.configuration?.destinationRules.first)
         #expect(rule.host == "reviews.default.svc.cluster.local")
         #expect(rule.trafficPolicy == TrafficPolicy(
@@ -262,6 +258,94 @@ import Testing
         #expect(rule.subsets == [
             Subset(name: "v1", labels: ["version": "v1"], trafficPolicy: TrafficPolicy(h2UpgradePolicy: .doNotUpgrade, loadBalancer: .roundRobin)),
             Subset(name: "v2", labels: ["version": "v2"]),
+        ])
+    }
+
+    @Test func loadBalancersAndConnectionLimitsAreDecoded() throws {
+        let result = load(serviceYAML("reviews", versions: ["v1", "v2", "v3"]) + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                loadBalancer:
+                  consistentHash: {httpCookie: {name: user, path: /, ttl: 0s}, minimumRingSize: 64}
+                connectionPool:
+                  tcp: {maxConnections: 1, tcpKeepalive: {time: 30s, interval: 5s, probes: 3}}
+                  http: {http1MaxPendingRequests: 1, http2MaxRequests: 10, maxRetries: 0}
+              subsets:
+              - name: v1
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: X-User, maglev: {tableSize: 251}}}}
+              - name: v2
+                labels: {version: v2}
+                trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 2048}}}}
+              - name: v3
+                labels: {version: v3}
+                trafficPolicy: {loadBalancer: {simple: LEAST_CONN}}
+            """)
+        #expect(result.lines == [
+            "conf/test.yaml:56: warning: DestinationRule/reviews.spec.trafficPolicy.connectionPool.http.maxRetries: 0 means Istio's default here: no limit",
+            "conf/test.yaml:66: warning: DestinationRule/reviews.spec.subsets[2].trafficPolicy.loadBalancer.simple: LEAST_CONN is deprecated; it means LEAST_REQUEST",
+        ])
+        let rule = try #require(result.configuration?.destinationRules.first)
+        #expect(rule.trafficPolicy == TrafficPolicy(
+            maxConnections: 1, http1MaxPendingRequests: 1, http2MaxRequests: 10, maxRetries: nil,
+            tcpKeepalive: TCPKeepalive(probes: 3, time: .seconds(30), interval: .seconds(5)),
+            loadBalancer: .consistentHash(ConsistentHashPolicy(key: .cookie(name: "user", path: "/", ttl: .zero), table: .ringHash(minimumSize: 64)))
+        ))
+        #expect(rule.subsets.map(\.trafficPolicy?.loadBalancer) == [
+            .consistentHash(ConsistentHashPolicy(key: .header("x-user"), table: .maglev(tableSize: 251))),
+            .consistentHash(ConsistentHashPolicy(key: .sourceIP, table: .ringHash(minimumSize: 2048))),
+            .leastRequest,
+        ])
+    }
+
+    @Test func loadBalancerProblems() {
+        let result = load(serviceYAML("reviews", versions: ["v1"]) + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                loadBalancer: {simple: PASSTHROUGH}
+              subsets:
+              - name: a
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}}
+              - name: b
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {}, maglev: {}}}}
+              - name: c
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {maglev: {tableSize: 1000}, httpHeaderName: x}}}
+              - name: d
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, httpQueryParameterName: y}}}
+              - name: e
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {ringHash: {minimumRingSize: 1024}}}}
+              - name: f
+                labels: {version: v1}
+                trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: "a b"}}, localityLbSetting: {enabled: true}}}
+              - name: g
+                labels: {version: v1}
+                trafficPolicy: {connectionPool: {http: {http1MaxPendingRequests: -1}}}
+            """)
+        #expect(result.lines.filter { $0.contains("DestinationRule") } == [
+            "conf/test.yaml:30: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH sends each connection to its original destination, which Meshgate learns only from transparent capture (not available yet); use LEAST_REQUEST, ROUND_ROBIN or RANDOM",
+            "conf/test.yaml:34: error: DestinationRule/reviews.spec.subsets[0].trafficPolicy.loadBalancer: set either simple or consistentHash, not both",
+            "conf/test.yaml:37: error: DestinationRule/reviews.spec.subsets[1].trafficPolicy.loadBalancer.consistentHash: set either ringHash or maglev, not both",
+            "conf/test.yaml:40: error: DestinationRule/reviews.spec.subsets[2].trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: 1000 is not prime; Maglev's table size must be (Envoy's default is 65537)",
+            "conf/test.yaml:43: error: DestinationRule/reviews.spec.subsets[3].trafficPolicy.loadBalancer.consistentHash: consistentHash takes one key; found httpHeaderName and httpQueryParameterName",
+            "conf/test.yaml:46: error: DestinationRule/reviews.spec.subsets[4].trafficPolicy.loadBalancer.consistentHash: consistentHash needs a key: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName",
+            "conf/test.yaml:49: warning: DestinationRule/reviews.spec.subsets[5].trafficPolicy.loadBalancer.localityLbSetting: not supported yet; ignored",
+            "conf/test.yaml:49: error: DestinationRule/reviews.spec.subsets[5].trafficPolicy.loadBalancer.consistentHash.httpCookie.name: \"a b\" is not a valid cookie name (RFC 6265 token)",
+            "conf/test.yaml:52: error: DestinationRule/reviews.spec.subsets[6].trafficPolicy.connectionPool.http.http1MaxPendingRequests: -1 is out of range 0..2147483647",
         ])
     }
 
@@ -293,7 +377,6 @@ import Testing
               host: nothing.example.com
             """)
         #expect(result.lines.filter { !$0.contains("conf/test.yaml:1:") && !$0.contains("conf/test.yaml:14:") } == [
-            "conf/test.yaml:30: warning: DestinationRule/reviews.spec.trafficPolicy.outlierDetection: not supported yet; ignored",
             "conf/test.yaml:31: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.simple: invalid value \"FASTEST\"; expected ROUND_ROBIN, RANDOM, LEAST_REQUEST, LEAST_CONN, UNSPECIFIED or PASSTHROUGH",
             "conf/test.yaml:33: error: DestinationRule/reviews.spec.trafficPolicy.connectionPool.tcp.maxConnections: 0 is out of range 1..2147483647",
             "conf/test.yaml:34: error: DestinationRule/reviews.spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: invalid value \"ALWAYS\"; expected one of DEFAULT, DO_NOT_UPGRADE, UPGRADE",

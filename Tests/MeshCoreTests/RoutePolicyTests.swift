@@ -172,9 +172,9 @@ import Testing
         let cluster = try #require(snapshot.clusters["outbound|9080||reviews.default.svc.cluster.local"])
         #expect(cluster.endpoints.count == 3)
         for _ in 0..<10 {
-            let index = try #require(cluster.pickEndpointIndex(avoiding: [0, 2]))
+            let index = try #require(cluster.chooseEndpoint(avoiding: [0, 2]))
             #expect(index == 1)
         }
-        #expect(cluster.pickEndpointIndex(avoiding: [0, 1, 2]) != nil)
+        #expect(cluster.chooseEndpoint(avoiding: [0, 1, 2]) != nil)
     }
 }

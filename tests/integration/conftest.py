@@ -557,9 +557,13 @@ class Mesh:
 
         return wait_until(line, START_TIMEOUT, f"{proc.name} to listen")
 
-    def http_app(self, service: str, version: str, address: str | None = None) -> SampleApp:
+    def http_app(self, service: str, version: str, address: str | None = None, delay_ms: int = 0) -> SampleApp:
+        """`delay_ms`: the app holds every plain answer that long (a slow instance)."""
         address = address or self.address()
-        proc = self.run(f"{service}-{version}", "sample-app", "http", "--listen", f"{address}:0", "--service", service, "--version", version)
+        extra = ("--delay-ms", str(delay_ms)) if delay_ms else ()
+        proc = self.run(
+            f"{service}-{version}", "sample-app", "http", "--listen", f"{address}:0", "--service", service, "--version", version, *extra
+        )
         host, port = self._wait_listening(proc)
         return SampleApp(proc, host, port, service, version)
 

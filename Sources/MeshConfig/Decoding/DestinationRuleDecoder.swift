@@ -2,25 +2,23 @@
 enum DestinationRuleDecoder {
     static let spec = Schema(["host", "trafficPolicy", "subsets"], unsupported: ["exportTo", "workloadSelector"])
     static let trafficPolicy = Schema(
-        ["loadBalancer", "connectionPool", "tls", "portLevelSettings"],
-        unsupported: ["outlierDetection", "tunnel", "proxyProtocol", "retryBudget"]
+        ["loadBalancer", "connectionPool", "tls", "portLevelSettings", "outlierDetection"],
+        unsupported: ["tunnel", "proxyProtocol", "retryBudget"]
     )
-    static let portTrafficPolicy = Schema(["port", "loadBalancer", "connectionPool", "tls"], unsupported: ["outlierDetection"])
+    static let portTrafficPolicy = Schema(["port", "loadBalancer", "connectionPool", "tls", "outlierDetection"])
     static let portSelector = Schema(["number"])
     static let clientTLS = Schema(
         ["mode", "clientCertificate", "privateKey", "caCertificates", "sni", "subjectAltNames", "insecureSkipVerify", "credentialName"],
         unsupported: ["caCrl"]
     )
-    static let loadBalancer = Schema(
-        ["simple"], unsupported: ["consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"]
-    )
     static let connectionPool = Schema(["tcp", "http"])
     static let tcpSettings = Schema(
-        ["maxConnections", "connectTimeout"], unsupported: ["tcpKeepalive", "maxConnectionDuration", "idleTimeout"]
+        ["maxConnections", "connectTimeout", "tcpKeepalive"], unsupported: ["maxConnectionDuration", "idleTimeout"]
     )
+    static let tcpKeepalive = Schema(["probes", "time", "interval"])
     static let httpSettings = Schema(
-        ["maxRequestsPerConnection", "idleTimeout", "h2UpgradePolicy", "maxConcurrentStreams"],
-        unsupported: ["http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "useClientProtocol"]
+        ["maxRequestsPerConnection", "idleTimeout", "h2UpgradePolicy", "maxConcurrentStreams", "http1MaxPendingRequests", "http2MaxRequests", "maxRetries"],
+        unsupported: ["useClientProtocol"]
     )
     static let subset = Schema(["name", "labels", "trafficPolicy"])
 
@@ -75,20 +73,27 @@ enum DestinationRuleDecoder {
             }
             portLevel[number] = self.trafficPolicy(entry)
         }
-        // Read so that a bad value is still an error, but not acted on yet (the next issue's circuit
-        // breakers and balancing algorithms): said, not dropped in silence.
-        let maxConnections = tcp?.int("maxConnections", in: 1...Int(Int32.max))
-        if maxConnections != nil { tcp?["maxConnections"]?.warning("not supported yet; ignored (no connection limit applies)") }
+        let keepalive = tcp?.map("tcpKeepalive", Self.tcpKeepalive).map { keepalive in
+            TCPKeepalive(
+                probes: keepalive.int("probes", in: 1...Int(Int32.max)), time: keepalive.duration("time"),
+                interval: keepalive.duration("interval")
+            )
+        }
         return TrafficPolicy(
             connectTimeout: tcp?["connectTimeout"].flatMap(self.connectTimeout),
-            maxConnections: maxConnections,
+            maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
+            http1MaxPendingRequests: http?["http1MaxPendingRequests"].flatMap(self.limit),
+            http2MaxRequests: http?["http2MaxRequests"].flatMap(self.limit),
+            maxRetries: http?["maxRetries"].flatMap(self.limit),
+            tcpKeepalive: keepalive,
             maxRequestsPerConnection: http?.int("maxRequestsPerConnection", in: 0...Int(Int32.max)),
             upstreamIdleTimeout: http?.duration("idleTimeout"),
             h2UpgradePolicy: http?["h2UpgradePolicy"]?.oneOf(
                 ["DEFAULT": H2UpgradePolicy.default, "DO_NOT_UPGRADE": .doNotUpgrade, "UPGRADE": .upgrade]
             ),
             maxConcurrentStreams: http?.int("maxConcurrentStreams", in: 1...Int(Int32.max)),
-            loadBalancer: policy.map("loadBalancer", Self.loadBalancer)?["simple"].flatMap(self.loadBalancer),
+            loadBalancer: policy.map("loadBalancer", LoadBalancerDecoder.schema).flatMap(LoadBalancerDecoder.decode),
+            outlierDetection: policy.map("outlierDetection", LoadBalancerDecoder.outlierDetection).map(LoadBalancerDecoder.outlierDetection),
             tls: policy.map("tls", Self.clientTLS).flatMap(self.clientTLS),
             portLevel: portLevel
         )
@@ -119,6 +124,17 @@ enum DestinationRuleDecoder {
         )
     }
 
+    /// A circuit-breaker limit: 0 is proto3's unset, Istio's default (no limit), so it is taken
+    /// as that, and said.
+    private static func limit(_ field: Field) -> Int? {
+        guard let value = field.int(in: 0...Int(Int32.max)) else { return nil }
+        if value == 0 {
+            field.warning("0 means Istio's default here: no limit")
+            return nil
+        }
+        return value
+    }
+
     private static func connectTimeout(_ field: Field) -> Duration? {
         guard let timeout = field.duration() else { return nil }
         guard timeout >= .milliseconds(1) else {
@@ -126,25 +142,5 @@ enum DestinationRuleDecoder {
             return nil
         }
         return timeout
-    }
-
-    private static func loadBalancer(_ field: Field) -> LoadBalancerPolicy? {
-        guard let text = field.string() else { return nil }
-        switch text {
-        case "ROUND_ROBIN": return .roundRobin
-        case "RANDOM":
-            field.warning("RANDOM is not supported yet; round robin applies")
-            return .random
-        case "LEAST_REQUEST", "LEAST_CONN":
-            field.warning("\(text) is not supported yet; round robin applies")
-            return .leastRequest
-        case "UNSPECIFIED": return nil
-        case "PASSTHROUGH":
-            field.warning("PASSTHROUGH is not supported yet; ignored (the default balancing applies)")
-            return nil
-        default:
-            field.error("invalid value \"\(text)\"; expected ROUND_ROBIN, RANDOM, LEAST_REQUEST, LEAST_CONN, UNSPECIFIED or PASSTHROUGH")
-            return nil
-        }
     }
 }

@@ -154,8 +154,16 @@ public struct Subset: Sendable, Hashable {
 public struct TrafficPolicy: Sendable, Hashable {
     /// `connectionPool.tcp.connectTimeout`; nil = the default (10s).
     public var connectTimeout: Duration?
-    /// `connectionPool.tcp.maxConnections`; nil = unlimited.
+    /// `connectionPool.tcp.maxConnections`: upstream connections to the cluster at once; nil = unlimited.
     public var maxConnections: Int?
+    /// `connectionPool.http.http1MaxPendingRequests`: requests waiting for a connection; nil = unlimited.
+    public var http1MaxPendingRequests: Int?
+    /// `connectionPool.http.http2MaxRequests`: requests in flight to the cluster; nil = unlimited.
+    public var http2MaxRequests: Int?
+    /// `connectionPool.http.maxRetries`: retries outstanding to the cluster at once; nil = unlimited.
+    public var maxRetries: Int?
+    /// `connectionPool.tcp.tcpKeepalive`: keep-alive probes on upstream connections; nil = off.
+    public var tcpKeepalive: TCPKeepalive?
     /// `connectionPool.http.maxRequestsPerConnection`; nil or 0 = unlimited.
     public var maxRequestsPerConnection: Int?
     /// `connectionPool.http.idleTimeout` of pooled upstream connections; nil = the default (1h).
@@ -164,8 +172,10 @@ public struct TrafficPolicy: Sendable, Hashable {
     public var h2UpgradePolicy: H2UpgradePolicy?
     /// `connectionPool.http.maxConcurrentStreams`: streams per upstream HTTP/2 connection; nil = the server's limit.
     public var maxConcurrentStreams: Int?
-    /// `loadBalancer.simple`.
+    /// `loadBalancer`: `simple` or `consistentHash`; nil = the default (LEAST_REQUEST).
     public var loadBalancer: LoadBalancerPolicy?
+    /// `outlierDetection`; nil = none.
+    public var outlierDetection: OutlierDetectionPolicy?
     /// `tls`: how to originate TLS; nil = auto (ISTIO_MUTUAL to endpoints with a sidecar, else plain).
     public var tls: ClientTLSSettings?
     /// `portLevelSettings`: service port → the policy for that port (over this one).
@@ -174,21 +184,31 @@ public struct TrafficPolicy: Sendable, Hashable {
     public init(
         connectTimeout: Duration? = nil,
         maxConnections: Int? = nil,
+        http1MaxPendingRequests: Int? = nil,
+        http2MaxRequests: Int? = nil,
+        maxRetries: Int? = nil,
+        tcpKeepalive: TCPKeepalive? = nil,
         maxRequestsPerConnection: Int? = nil,
         upstreamIdleTimeout: Duration? = nil,
         h2UpgradePolicy: H2UpgradePolicy? = nil,
         maxConcurrentStreams: Int? = nil,
         loadBalancer: LoadBalancerPolicy? = nil,
+        outlierDetection: OutlierDetectionPolicy? = nil,
         tls: ClientTLSSettings? = nil,
         portLevel: [Int: TrafficPolicy] = [:]
     ) {
         self.connectTimeout = connectTimeout
         self.maxConnections = maxConnections
+        self.http1MaxPendingRequests = http1MaxPendingRequests
+        self.http2MaxRequests = http2MaxRequests
+        self.maxRetries = maxRetries
+        self.tcpKeepalive = tcpKeepalive
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.h2UpgradePolicy = h2UpgradePolicy
         self.maxConcurrentStreams = maxConcurrentStreams
         self.loadBalancer = loadBalancer
+        self.outlierDetection = outlierDetection
         self.tls = tls
         self.portLevel = portLevel
     }
@@ -199,11 +219,16 @@ public struct TrafficPolicy: Sendable, Hashable {
         return TrafficPolicy(
             connectTimeout: self.connectTimeout ?? base.connectTimeout,
             maxConnections: self.maxConnections ?? base.maxConnections,
+            http1MaxPendingRequests: self.http1MaxPendingRequests ?? base.http1MaxPendingRequests,
+            http2MaxRequests: self.http2MaxRequests ?? base.http2MaxRequests,
+            maxRetries: self.maxRetries ?? base.maxRetries,
+            tcpKeepalive: self.tcpKeepalive ?? base.tcpKeepalive,
             maxRequestsPerConnection: self.maxRequestsPerConnection ?? base.maxRequestsPerConnection,
             upstreamIdleTimeout: self.upstreamIdleTimeout ?? base.upstreamIdleTimeout,
             h2UpgradePolicy: self.h2UpgradePolicy ?? base.h2UpgradePolicy,
             maxConcurrentStreams: self.maxConcurrentStreams ?? base.maxConcurrentStreams,
             loadBalancer: self.loadBalancer ?? base.loadBalancer,
+            outlierDetection: self.outlierDetection ?? base.outlierDetection,
             tls: self.tls ?? base.tls,
             portLevel: self.portLevel.merging(base.portLevel) { mine, _ in mine }
         )
@@ -218,18 +243,25 @@ public struct TrafficPolicy: Sendable, Hashable {
     }
 }
 
+/// `connectionPool.tcp.tcpKeepalive`: SO_KEEPALIVE on, and each value the kernel's own when nil.
+public struct TCPKeepalive: Sendable, Hashable {
+    public var probes: Int?
+    public var time: Duration?
+    public var interval: Duration?
+
+    public init(probes: Int? = nil, time: Duration? = nil, interval: Duration? = nil) {
+        self.probes = probes
+        self.time = time
+        self.interval = interval
+    }
+}
+
 /// `connectionPool.http.h2UpgradePolicy`. Ports declared HTTP2 or GRPC always speak HTTP/2
 /// upstream, as in Istio; the policy decides for HTTP ports.
 public enum H2UpgradePolicy: String, Sendable, Hashable {
     case `default` = "DEFAULT"
     case doNotUpgrade = "DO_NOT_UPGRADE"
     case upgrade = "UPGRADE"
-}
-
-public enum LoadBalancerPolicy: String, Sendable, Hashable {
-    case roundRobin = "ROUND_ROBIN"
-    case random = "RANDOM"
-    case leastRequest = "LEAST_REQUEST"
 }
 
 // MARK: - Services and endpoints

@@ -76,7 +76,21 @@ extension HTTPProxyHandler {
             return
         }
         exchange.record.upstreamCluster = cluster.name
-        guard let endpointIndex = cluster.pickEndpointIndex() else {
+        if let breaker = cluster.breaker {
+            exchange.breaker = breaker
+            guard breaker.tryAcquire(.request) else {
+                self.environment.log.debug("http :\(self.environment.port): \(cluster.name) is at its http2MaxRequests (UO)")
+                self.sendLocalReply(.overflow)
+                return
+            }
+            exchange.holdsRequest = true
+        }
+        if let key = cluster.balancer.hashKey {
+            let derived = RequestHashKey(key, headers: head.headers, routing: request.routing, clientIP: self.clientIP)
+            exchange.hashKey = derived.hash
+            exchange.setCookie = derived.setCookie
+        }
+        guard let endpointIndex = cluster.chooseEndpoint(hash: exchange.hashKey) else {
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
@@ -107,6 +121,7 @@ extension HTTPProxyHandler {
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.target, headers: upstream.headers)
         exchange.target = HTTPExchange.Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
+        self.beginAttempt(exchange)
         for mirror in route.mirrors where FastRandom.shared.nextPercent() < mirror.percentage {
             exchange.mirrors.append(mirror.cluster)
         }
@@ -132,13 +147,28 @@ extension HTTPProxyHandler {
             return
         } else {
             exchange.reusedConnection = false
-            connecting = pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
+            if let breaker = cluster.breaker, !breaker.tryAcquire(.connection) {
+                // At maxConnections: wait for one of this loop's connections, if it has any (a pool
+                // with none opens one anyway, as Envoy's does), within http1MaxPendingRequests.
+                guard pool.openConnections(key: key) == 0 else {
+                    self.waitForConnection(exchange, breaker: breaker, pool: pool, key: key)
+                    return
+                }
+                breaker.acquire(.connection)
+            }
+            connecting = pool.connect(key: key, endpoint: endpoint, options: cluster.connectOptions, breaker: cluster.breaker)
         }
+        self.whenConnected(connecting, exchange: exchange, target: target)
+    }
+
+    /// The exchange waits for `connecting`, then sends on it, or retries or answers its failure.
+    private func whenConnected(_ connecting: EventLoopFuture<UpstreamHTTPHandler>, exchange: HTTPExchange, target: HTTPExchange.Target) {
         exchange.upstream = .connecting
+        let cluster = target.cluster
         connecting
             .assumeIsolated()
             .whenComplete { result in
-                guard let current = self.exchange, case .connecting = current.upstream, !self.closed else {
+                guard let current = self.exchange, current === exchange, case .connecting = current.upstream, !self.closed else {
                     // The client left (or the exchange ended) while we were connecting.
                     if case .success(let connection) = result { connection.close() }
                     return
@@ -148,13 +178,56 @@ extension HTTPProxyHandler {
                     self.attach(connection, head: target.head, maxRequests: cluster.maxRequestsPerConnection)
                 case .failure(let error):
                     self.environment.log.info(
-                        "http :\(self.environment.port): connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)"
+                        "http :\(self.environment.port): connect to \(cluster.endpoints[target.endpointIndex].hostPort) (\(cluster.name)) failed: \(error) (UF)"
                     )
+                    self.recordOutcome(current, .localFailure)
                     if self.retry(current, after: .connectFailure) { return }
                     self.exchange?.upstream = .finished
                     self.sendLocalReply((error as? UpstreamTLSError).map(LocalReply.upstreamTLSFailure) ?? .connectionFailure)
                 }
             }
+    }
+
+    /// Queues the exchange for a connection of `key` (the cluster is at `maxConnections`), or
+    /// answers 503 `UO` when `http1MaxPendingRequests` are already waiting. Request parts are held
+    /// meanwhile, as while connecting.
+    func waitForConnection(_ exchange: HTTPExchange, breaker: CircuitBreaker, pool: LoopPool, key: String) {
+        guard breaker.tryAcquire(.pendingRequest) else {
+            self.environment.log.debug("http :\(self.environment.port): \(key): no connection free and http1MaxPendingRequests waiting (UO)")
+            self.sendLocalReply(.overflow)
+            return
+        }
+        exchange.upstream = .waiting
+        let pending = PendingRequest { connection in
+            breaker.release(.pendingRequest)
+            exchange.pending = nil
+            guard self.exchange === exchange, case .waiting = exchange.upstream, !self.closed, let target = exchange.target else {
+                // Not wanted any more (the pool skips cancelled requests; this is the rest).
+                if let connection { pool.release(connection, idleTimeout: exchange.target?.cluster.upstreamIdleTimeout ?? .seconds(1)) }
+                return
+            }
+            if let connection {
+                exchange.reusedConnection = true
+                self.attach(connection, head: target.head, maxRequests: target.cluster.maxRequestsPerConnection)
+            } else {
+                // A connection slot was taken for this request: connect.
+                self.openConnection(exchange, target: target, pool: pool, key: key)
+            }
+        }
+        exchange.pending = pending
+        pool.enqueue(pending, key: key)
+    }
+
+    /// Opens a connection for the exchange's target with its breaker slot already held.
+    private func openConnection(_ exchange: HTTPExchange, target: HTTPExchange.Target, pool: LoopPool, key: String) {
+        let cluster = target.cluster
+        exchange.upstream = .none
+        exchange.reusedConnection = false
+        let connecting = pool.connect(
+            key: key, endpoint: cluster.endpoints[target.endpointIndex], options: cluster.connectOptions, breaker: cluster.breaker
+        )
+        exchange.upstreamStart = .now()
+        self.whenConnected(connecting, exchange: exchange, target: target)
     }
 
     func attach(_ connection: UpstreamHTTPHandler, head: HTTPRequestHead, maxRequests: Int) {
@@ -200,6 +273,15 @@ extension HTTPProxyHandler {
             if action == .exhausted { exchange.retriesExhausted = true }
             return false
         }
+        if let breaker = exchange.breaker {
+            // One retry outstanding per exchange at most: the previous one (if any) is over.
+            if exchange.holdsRetry { breaker.release(.retry) }
+            exchange.holdsRetry = breaker.tryAcquire(.retry)
+            guard exchange.holdsRetry else {
+                self.environment.log.debug("http :\(self.environment.port): retry refused: the cluster is at its maxRetries")
+                return false
+            }
+        }
         exchange.perTryTimer?.cancel()
         upstream?.close()
         let cluster = exchange.target.map(\.cluster)
@@ -208,15 +290,17 @@ extension HTTPProxyHandler {
         )
         self.environment.metrics.addControl("meshgate_upstream_retries_total{cluster=\"\(cluster?.name ?? "-")\"}")
         exchange.upstream = .waiting
+        self.endAttempt(exchange)
         if let failed = exchange.target?.endpointIndex, state.policy.avoidPreviousHosts { exchange.failedEndpoints.append(failed) }
         exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: backoff) {
             guard self.exchange === exchange, case .waiting = exchange.upstream, var target = exchange.target else { return }
-            guard let index = target.cluster.pickEndpointIndex(avoiding: exchange.failedEndpoints) else {
+            guard let index = target.cluster.chooseEndpoint(hash: exchange.hashKey, avoiding: exchange.failedEndpoints) else {
                 self.sendLocalReply(.noHealthyUpstream)
                 return
             }
             target.endpointIndex = index
             exchange.target = target
+            self.beginAttempt(exchange)
             exchange.record.upstreamHost = target.cluster.endpoints[index].hostPort
             exchange.record.destination = target.cluster.endpoints[index].identity
             exchange.upstream = .none
@@ -228,6 +312,40 @@ extension HTTPProxyHandler {
         return true
     }
 
+    /// The target endpoint has one more request in flight (for the balancer), until ``endAttempt(_:)``.
+    func beginAttempt(_ exchange: HTTPExchange) {
+        guard let target = exchange.target, !exchange.attemptCounted else { return }
+        target.cluster.requestStarted(target.endpointIndex)
+        exchange.attemptCounted = true
+    }
+
+    /// Outlier detection: the attempt's result counted against its endpoint.
+    func recordOutcome(_ exchange: HTTPExchange, _ result: OutlierDetector.Result) {
+        guard let target = exchange.target, target.cluster.outliers != nil else { return }
+        target.cluster.record(result, endpoint: target.endpointIndex, log: self.environment.log)
+    }
+
+    /// Gives back what the exchange holds of its cluster's circuit breaker (at its end).
+    func releaseLimits(_ exchange: HTTPExchange) {
+        guard let breaker = exchange.breaker else { return }
+        if let pending = exchange.pending {
+            pending.cancelled = true
+            exchange.pending = nil
+            breaker.release(.pendingRequest)
+        }
+        if exchange.holdsRequest { breaker.release(.request) }
+        if exchange.holdsRetry { breaker.release(.retry) }
+        exchange.holdsRequest = false
+        exchange.holdsRetry = false
+    }
+
+    /// The attempt on the target endpoint is over (a retry, or the exchange's end).
+    func endAttempt(_ exchange: HTTPExchange) {
+        guard exchange.attemptCounted, let target = exchange.target else { return }
+        target.cluster.requestEnded(target.endpointIndex)
+        exchange.attemptCounted = false
+    }
+
     /// `perTryTimeout`: each attempt's response must be complete within it, from when the whole
     /// request is on its way (Envoy's per-try timeout). A head not yet received is a retriable
     /// failure; mid-response it resets the client connection, as the route timeout does.
@@ -237,6 +355,7 @@ extension HTTPProxyHandler {
         exchange.perTryTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(perTry)) {
             guard self.exchange === exchange, !exchange.responseComplete, case .attached(let upstream) = exchange.upstream else { return }
             self.environment.log.debug("http :\(self.environment.port): no response within perTryTimeout \(perTry)")
+            if !exchange.responseStarted { self.recordOutcome(exchange, .localFailure) }
             if !exchange.responseStarted && self.retry(exchange, after: .perTryTimeout, closing: upstream) { return }
             self.failUpstream(exchange, .upstreamPerTryTimeout, afterResponseStarted: "upstream_per_try_timeout")
         }
@@ -253,6 +372,7 @@ extension HTTPProxyHandler {
         exchange.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.exchange === exchange, !exchange.responseComplete else { return }
             self.environment.log.debug("http :\(self.environment.port): no complete response within \(timeout) (UT)")
+            if !exchange.responseStarted, case .attached = exchange.upstream { self.recordOutcome(exchange, .localFailure) }
             self.failUpstream(exchange, .upstreamTimeout, afterResponseStarted: "upstream_response_timeout")
         }
     }

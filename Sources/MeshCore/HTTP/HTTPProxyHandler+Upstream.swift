@@ -19,6 +19,7 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
                 self.acceptUpgrade(exchange, head: head, upgrade: upgrade)
                 return
             }
+            self.recordOutcome(exchange, .response(status: Int(head.status.code)))
             if let retry = exchange.retry {
                 let status = Int(head.status.code)
                 // gRPC errors come as a 200 head carrying grpc-status (a trailers-only response).
@@ -44,6 +45,10 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
             exchange.responseStarted = true
             exchange.upstreamReusable = exchange.upstreamReusable && head.isKeepAlive
             let elapsed = NIODeadline.now() - exchange.upstreamStart
+            if let cookie = exchange.setCookie {
+                // The consistent-hash cookie the balancer generated: the client sticks from now on.
+                headers.add(name: "set-cookie", value: cookie)
+            }
             HTTPFilterChain.responseHeaders(&headers, exchange)
             let serviceTime = Int(elapsed.nanoseconds / 1_000_000)
             if self.environment.inbound == nil {
@@ -135,6 +140,7 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
             self.connectUpstream(allowPooled: false)
             return
         }
+        if !exchange.responseStarted { self.recordOutcome(exchange, .localFailure) }
         if !exchange.responseStarted && self.retry(exchange, after: upstream.refused ? .refusedStream : .reset) { return }
         if exchange.responseStarted {
             // Reset mid-response: the client must see a broken response, not a short one.

@@ -504,6 +504,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.timeoutTimer?.cancel()
         exchange.waitTimer?.cancel()
         exchange.perTryTimer?.cancel()
+        self.endAttempt(exchange)
+        self.releaseLimits(exchange)
         if exchange.retriesExhausted {
             let flags = exchange.record.responseFlags
             exchange.record.responseFlags = flags.isEmpty || flags == "-" ? "URX" : "\(flags),URX"

@@ -18,6 +18,8 @@ public struct LocalReply: Sendable, Equatable {
     /// `grpc-status` in the head, with no body (a trailers-only response).
     public var grpcStatus: Int? = nil
     public var grpcMessage: String? = nil
+    /// `x-envoy-overloaded: true` (a circuit breaker's refusal).
+    public var overloaded = false
 
     public init(status: HTTPResponseStatus, flags: String, details: String, bytes: [UInt8], location: String? = nil, rejected: String? = nil) {
         self.status = status
@@ -28,8 +30,12 @@ public struct LocalReply: Sendable, Equatable {
         self.rejected = rejected
     }
 
-    public init(status: HTTPResponseStatus, flags: String, details: String, body: String, location: String? = nil, rejected: String? = nil) {
+    public init(
+        status: HTTPResponseStatus, flags: String, details: String, body: String, location: String? = nil, rejected: String? = nil,
+        overloaded: Bool = false
+    ) {
         self.init(status: status, flags: flags, details: details, bytes: Array(body.utf8), location: location, rejected: rejected)
+        self.overloaded = overloaded
     }
 
     public static let noRoute = LocalReply(status: .notFound, flags: "NR", details: "route_not_found", body: "")
@@ -53,6 +59,16 @@ public struct LocalReply: Sendable, Equatable {
         flags: "UF",
         details: "upstream_reset_before_response_started{connection_failure}",
         body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+    )
+
+    /// A cluster's `connectionPool` limit was reached (Envoy's circuit breaker): answered at once,
+    /// with `x-envoy-overloaded: true`.
+    public static let overflow = LocalReply(
+        status: .serviceUnavailable,
+        flags: "UO",
+        details: "upstream_reset_before_response_started{overflow}",
+        body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        overloaded: true
     )
 
     /// A TLS origination that failed: the handshake, or the server's identity (SAN mismatch).
@@ -150,6 +166,9 @@ public struct LocalReply: Sendable, Equatable {
         headers.add(name: "server", value: "meshgate")
         if let location = self.location {
             headers.add(name: "location", value: location)
+        }
+        if self.overloaded {
+            headers.add(name: "x-envoy-overloaded", value: "true")
         }
         if close {
             headers.add(name: "connection", value: "close")

@@ -17,7 +17,7 @@ final class RequestMirror: UpstreamHTTPOwner {
     static func send(
         head: HTTPRequestHead, body: [HTTPClientRequestPart], to cluster: Cluster, pools: HTTPConnectionPools, eventLoop: EventLoop
     ) {
-        guard let index = cluster.pickEndpointIndex() else { return }
+        guard let index = cluster.chooseEndpoint() else { return }
         var head = head
         if let host = head.headers.first(name: "host") {
             head.headers.replaceOrAdd(name: "host", value: Self.shadowHost(host))
@@ -49,7 +49,7 @@ final class RequestMirror: UpstreamHTTPOwner {
             self.attach(idle)
             return
         } else {
-            connecting = self.pool.connect(key: key, endpoint: endpoint, timeout: cluster.connectTimeout)
+            connecting = self.pool.connect(key: key, endpoint: endpoint, options: cluster.connectOptions)
         }
         connecting.assumeIsolated().whenSuccess { connection in self.attach(connection) }
     }

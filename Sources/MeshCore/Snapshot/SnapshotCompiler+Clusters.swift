@@ -97,7 +97,9 @@ extension SnapshotCompiler {
             upstreamIdleTimeout: policy?.upstreamIdleTimeout.map(TimeAmount.init) ?? Self.defaultUpstreamIdleTimeout,
             maxRequestsPerConnection: policy?.maxRequestsPerConnection ?? 0,
             http2: http2,
-            maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0
+            maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0,
+            loadBalancer: policy?.loadBalancer,
+            limits: policy
         )
         self.clusters[name] = cluster
         return .cluster(cluster)

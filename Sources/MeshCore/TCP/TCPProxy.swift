@@ -28,6 +28,11 @@ public enum TCPProxy {
         public var description: String { "no healthy upstream in \(self.cluster) (UH)" }
     }
 
+    public struct UpstreamOverflow: Error, CustomStringConvertible {
+        public var cluster: String
+        public var description: String { "\(self.cluster) is at its maxConnections (UO)" }
+    }
+
     /// Sets up a freshly accepted downstream channel. The returned future completes when the
     /// upstream is connected and glued, or fails (and the caller closes the channel).
     public static func initialize(
@@ -90,19 +95,32 @@ public enum TCPProxy {
             log.info("tcp :\(port): cluster \(name) is not declared, closing (NC)")
             return refuse("NC", ClusterNotFound(cluster: name))
         }
-        guard case .cluster(let cluster)? = picked, let endpoint = cluster.pickEndpoint() else {
+        // A consistent-hash balancer hashes the client's IP: TCP has no header, cookie or query.
+        let sourceHash = downstream.remoteAddress?.ipAddress.map(StableHash.hash)
+        guard case .cluster(let cluster)? = picked, let index = cluster.chooseEndpoint(hash: sourceHash) else {
             let name = destinations.firstTarget?.name ?? "-"
             record.upstreamCluster = name
             log.info("tcp :\(port): no healthy upstream in \(name), closing (UH)")
             return refuse("UH", NoHealthyUpstream(cluster: name))
         }
+        let endpoint = cluster.endpoints[index]
         record.upstreamCluster = cluster.name
         record.upstreamHost = endpoint.hostPort
+        if let breaker = cluster.breaker {
+            guard breaker.tryAcquire(.connection) else {
+                log.info("tcp :\(port): \(cluster.name) is at its maxConnections, closing (UO)")
+                return refuse("UO", UpstreamOverflow(cluster: cluster.name))
+            }
+            downstream.closeFuture.whenComplete { _ in breaker.release(.connection) }
+        }
+        // In flight (for LEAST_REQUEST) for as long as the client's connection lasts.
+        cluster.requestStarted(index)
+        downstream.closeFuture.whenComplete { _ in cluster.requestEnded(index) }
         record.destination = endpoint.identity
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let boundUpstreamGlue = NIOLoopBound(upstreamGlue, eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
-            .connectTimeout(cluster.connectTimeout)
+            .upstreamOptions(cluster.connectOptions)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 16 * 1024, maximum: maxReadSize))
@@ -132,9 +150,12 @@ public enum TCPProxy {
             .assumeIsolated()
             .flatMapError { error in
                 log.info("tcp :\(port): upstream connect to \(endpoint.hostPort) (\(cluster.name)) failed: \(error) (UF)")
+                // For TCP, connect failures are what outlier detection counts.
+                cluster.record(.localFailure, endpoint: index, log: log)
                 return refuse("UF", error)
             }
             .flatMapThrowing { upstream in
+                cluster.record(.connected, endpoint: index, log: log)
                 // Both channels are on this event loop: configure them synchronously.
                 let options = try downstream.syncOptions.orThrow()
                 try options.setOption(.allowRemoteHalfClosure, value: true)

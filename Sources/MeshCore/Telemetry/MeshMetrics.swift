@@ -160,7 +160,8 @@ public final class MeshMetrics: Sendable {
             families[name, default: []].append((series, value))
         }
         for name in families.keys.sorted() {
-            let type = name.hasSuffix("_total") ? "counter" : "gauge"
+            // Envoy's counters keep Envoy's names (`envoy_cluster_upstream_rq_pending_overflow`).
+            let type = name.hasSuffix("_total") || name.hasSuffix("_overflow") ? "counter" : "gauge"
             out += "# HELP \(name) \(Self.help[name] ?? "Meshgate process metric.")\n"
             out += "# TYPE \(name) \(type)\n"
             for (series, value) in families[name]!.sorted(by: { $0.0 < $1.0 }) {
@@ -195,6 +196,14 @@ public final class MeshMetrics: Sendable {
         "meshgate_upstream_protocol_errors_total": "Upstream responses refused as malformed or ambiguous (UPE).",
         "meshgate_mirrored_requests_total": "Copies of requests sent to routes' mirror clusters, by mirror cluster.",
         "meshgate_upstream_retries_total": "Retries of upstream requests by the routes' retry policies, by cluster.",
+        "envoy_cluster_upstream_cx_overflow": "Connections a cluster's maxConnections refused or queued (Envoy's name).",
+        "envoy_cluster_upstream_rq_pending_overflow": "Requests refused with 503 UO: http1MaxPendingRequests were already waiting.",
+        "envoy_cluster_upstream_rq_overflow": "Requests refused with 503 UO by a cluster's http2MaxRequests.",
+        "envoy_cluster_upstream_rq_retry_overflow": "Retries not made: the cluster's maxRetries were outstanding.",
+        "envoy_cluster_circuit_breakers_default_remaining_cx": "Connections left before a cluster's maxConnections.",
+        "envoy_cluster_circuit_breakers_default_remaining_pending": "Requests that may still wait for a connection (http1MaxPendingRequests).",
+        "envoy_cluster_circuit_breakers_default_remaining_rq": "Requests left before a cluster's http2MaxRequests.",
+        "envoy_cluster_circuit_breakers_default_remaining_retries": "Retries left before a cluster's maxRetries.",
     ]
 
     private static func renderHistogram(_ out: inout String, _ name: String, _ help: String, _ series: [(String, Histogram)]) {

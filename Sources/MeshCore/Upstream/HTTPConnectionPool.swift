@@ -10,7 +10,7 @@ import NIOPosix
 /// the least likely to have been closed by the server).
 public final class HTTPConnectionPools: Sendable {
     /// Opens an upstream connection on the given loop; tests substitute in-memory channels.
-    typealias Connector = @Sendable (_ eventLoop: EventLoop, _ key: String, _ endpoint: ClusterEndpoint, _ timeout: TimeAmount)
+    typealias Connector = @Sendable (_ eventLoop: EventLoop, _ key: String, _ endpoint: ClusterEndpoint, _ options: UpstreamConnectOptions)
         -> EventLoopFuture<UpstreamHTTPHandler>
 
     private let pools: [ObjectIdentifier: LoopPool]
@@ -55,6 +55,9 @@ final class LoopPool: @unchecked Sendable {
     private let identity: MeshIdentity?
     private let connector: HTTPConnectionPools.Connector
     private var idle: [String: [UpstreamHTTPHandler]] = [:]
+    /// For clusters with connection limits: connections open or opening per key on this loop, and
+    /// the requests waiting for one of them (`http1MaxPendingRequests`), oldest first.
+    private var limited: [String: LimitedKey] = [:]
     private var http2: [String: [HTTP2UpstreamConnection]] = [:]
     private var sweeper: RepeatedTask?
 
@@ -73,10 +76,62 @@ final class LoopPool: @unchecked Sendable {
         return nil
     }
 
-    /// Opens a new connection to `endpoint` on this loop.
-    func connect(key: String, endpoint: ClusterEndpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamHTTPHandler> {
+    /// Opens a new connection to `endpoint` on this loop. With a `breaker`, the caller has taken
+    /// the connection's slot; it is given back when the connection closes (or fails to open), and
+    /// the next request waiting for this key gets the chance to connect.
+    func connect(
+        key: String, endpoint: ClusterEndpoint, options: UpstreamConnectOptions, breaker: CircuitBreaker? = nil
+    ) -> EventLoopFuture<UpstreamHTTPHandler> {
         self.eventLoop.assertInEventLoop()
-        return self.connector(self.eventLoop, key, endpoint, timeout)
+        let connecting = self.connector(self.eventLoop, key, endpoint, options)
+        guard let breaker else { return connecting }
+        self.limited[key, default: LimitedKey()].open += 1
+        connecting.assumeIsolated().whenComplete { result in
+            guard case .success(let connection) = result, let channel = connection.context?.channel else {
+                self.connectionClosed(key: key, breaker: breaker)
+                return
+            }
+            channel.closeFuture.assumeIsolated().whenComplete { _ in self.connectionClosed(key: key, breaker: breaker) }
+        }
+        return connecting
+    }
+
+    /// Connections of a limited cluster open or opening on this loop for `key`.
+    func openConnections(key: String) -> Int { self.limited[key]?.open ?? 0 }
+
+    /// Queues a request for a connection of `key`: it resumes with an idle connection handed over,
+    /// or with nil once a connection slot was taken for it (then it connects).
+    func enqueue(_ request: PendingRequest, key: String) {
+        self.eventLoop.assertInEventLoop()
+        // Requests that went away leave here, so the queue stays within the live ones.
+        self.limited[key, default: LimitedKey()].waiting.removeAll { $0.cancelled }
+        self.limited[key, default: LimitedKey()].waiting.append(request)
+    }
+
+    private func nextWaiting(key: String) -> PendingRequest? {
+        while let request = self.limited[key]?.waiting.popFirst() {
+            if !request.cancelled { return request }
+        }
+        return nil
+    }
+
+    private func connectionClosed(key: String, breaker: CircuitBreaker) {
+        breaker.release(.connection)
+        self.limited[key]?.open -= 1
+        guard let request = self.nextWaiting(key: key) else {
+            if self.limited[key].map({ $0.open == 0 && $0.waiting.isEmpty }) == true { self.limited[key] = nil }
+            return
+        }
+        // A pool left with no connection opens one whatever the limit (as Envoy's does), so a
+        // waiting request is never stranded by other loops' connections.
+        if !breaker.tryAcquire(.connection) {
+            guard self.openConnections(key: key) == 0 else {
+                self.limited[key]?.waiting.prepend(request)
+                return
+            }
+            breaker.acquire(.connection)
+        }
+        request.resume(nil)
     }
 
     /// The upstream pipeline: request encoder (framing left to the proxy), response decoder, handler.
@@ -98,8 +153,8 @@ final class LoopPool: @unchecked Sendable {
     }
 
     static func connector(identity: MeshIdentity?) -> HTTPConnectionPools.Connector {
-        { eventLoop, key, endpoint, timeout in
-            self.connect(eventLoop: eventLoop, endpoint: endpoint, timeout: timeout, identity: identity, carrying: .http1) { channel in
+        { eventLoop, key, endpoint, options in
+            self.connect(eventLoop: eventLoop, endpoint: endpoint, options: options, identity: identity, carrying: .http1) { channel in
                 try configureUpstream(channel, key: key)
             }
             .flatMapThrowing { channel in
@@ -111,11 +166,11 @@ final class LoopPool: @unchecked Sendable {
     /// Connects over TCP, with TLS when the endpoint asks for it: then the channel is handed out
     /// only after the handshake and the server's identity check (and, for HTTP/2, `h2` agreed).
     static func connect(
-        eventLoop: EventLoop, endpoint: ClusterEndpoint, timeout: TimeAmount, identity: MeshIdentity?,
+        eventLoop: EventLoop, endpoint: ClusterEndpoint, options: UpstreamConnectOptions, identity: MeshIdentity?,
         carrying application: UpstreamTLS.Application, configure: @escaping @Sendable (Channel) throws -> Void
     ) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
+            .upstreamOptions(options)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -157,7 +212,7 @@ final class LoopPool: @unchecked Sendable {
         self.startSweeping()
         let bound = NIOLoopBound(connection, eventLoop: self.eventLoop)
         let channel = Self.connect(
-            eventLoop: self.eventLoop, endpoint: endpoint, timeout: cluster.connectTimeout, identity: self.identity, carrying: .http2
+            eventLoop: self.eventLoop, endpoint: endpoint, options: cluster.connectOptions, identity: self.identity, carrying: .http2
         ) { channel in
             try bound.value.install(on: channel)
         }
@@ -189,6 +244,11 @@ final class LoopPool: @unchecked Sendable {
         if connection.isReading {
             // The response ended inside a read: pooled once the read is done, if nothing followed it.
             connection.pendingRelease = (self, idleTimeout)
+            return
+        }
+        if let request = self.nextWaiting(key: connection.key) {
+            // A request waits for a connection of this key (its cluster is at its limit).
+            request.resume(connection)
             return
         }
         if self.idle[connection.key, default: []].count >= Self.maxIdlePerKey {
@@ -223,4 +283,22 @@ final class LoopPool: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A request waiting for an upstream connection of a cluster at its `maxConnections`.
+final class PendingRequest {
+    /// With an idle connection handed over, or nil: a connection slot was taken for it.
+    let resume: (UpstreamHTTPHandler?) -> Void
+    /// The request went away (the pool skips it).
+    var cancelled = false
+
+    init(resume: @escaping (UpstreamHTTPHandler?) -> Void) {
+        self.resume = resume
+    }
+}
+
+/// One key's connections and waiting requests, on one loop.
+struct LimitedKey {
+    var open = 0
+    var waiting = CircularBuffer<PendingRequest>()
 }

@@ -62,6 +62,8 @@ final class HTTPExchange {
     }
 
     var cors: CORSResponse?
+    /// A consistent-hash cookie the balancer generated: set on the response.
+    var setCookie: String?
     /// An injected delay held the request (flag `DI`).
     var delayInjected = false
 
@@ -103,6 +105,17 @@ final class HTTPExchange {
     var mirrors: [Cluster] = []
     /// Endpoints of the target cluster that failed this request, for retries to avoid.
     var failedEndpoints: [Int] = []
+    /// The request's consistent-hash key, hashed (a retry picks along the same table).
+    var hashKey: UInt64?
+    /// The target endpoint counts this attempt among its active requests (until it ends).
+    var attemptCounted = false
+    /// The target cluster's circuit breaker, while this exchange holds any of its resources.
+    var breaker: CircuitBreaker?
+    /// Holds one of the breaker's requests (`http2MaxRequests`) / retries (`maxRetries`).
+    var holdsRequest = false
+    var holdsRetry = false
+    /// Waiting for a connection of a cluster at its `maxConnections` (`http1MaxPendingRequests`).
+    var pending: PendingRequest?
     var perTryTimer: Scheduled<Void>?
     /// A retriable failure with no retry left: flag `URX`.
     var retriesExhausted = false
