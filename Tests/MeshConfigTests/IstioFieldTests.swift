@@ -209,6 +209,18 @@ import Testing
         #expect(result.find(.error, "conf/test.yaml:7:", "unknown field 'insecureSkipVerfy' (did you mean 'insecureSkipVerify'?)").count == 1)
     }
 
+    @Test func workloadGroupProbesAreSaidNotToRun() {
+        let result = load("""
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadGroup
+            metadata: {name: reviews}
+            spec:
+              metadata: {labels: {app: reviews}}
+              probe: {httpGet: {path: /ready, port: 8080}}
+            """)
+        #expect(result.find(.warning, "conf/test.yaml:6:", "WorkloadGroup probes are not run").count == 1)
+    }
+
     @Test func caCertCredentialNameGivesTheCAOfMutualTLS() throws {
         let result = TLSConfigTests.loadGateway(
             TLSConfigTests.gateway(tls: ["mode: MUTUAL", "credentialName: web", "caCertCredentialName: clients"]),

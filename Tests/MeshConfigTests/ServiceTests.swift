@@ -303,6 +303,51 @@ import Testing
         ])
     }
 
+    @Test func localitiesAreReadAndBadOnesNamed() throws {
+        let result = load(serviceYAML("reviews", versions: ["v1"]) + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: reviews-far}
+            spec: {address: 10.0.0.9, labels: {app: reviews, version: v1}, locality: eu/zone1/rack2}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: reviews-bad}
+            spec: {address: 10.0.0.8, labels: {app: reviews, version: v1}, locality: a/b/c/d}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                loadBalancer:
+                  localityLbSetting:
+                    distribute:
+                    - from: us-west/*
+                      to: {"us-west/zone1/*": 70, "eu//x": 30}
+                    failover: [{from: us-west, to: eu}, {from: ap, to: "eu/*"}]
+                    failoverPriority: [topology.istio.io/network]
+            """)
+        #expect(result.lines.filter { $0.contains("locality") || $0.contains("localityLbSetting") } == [
+            "conf/test.yaml:32: error: WorkloadEntry/reviews-bad.spec.locality: invalid locality \"a/b/c/d\"; expected region, region/zone or region/zone/subzone",
+            "conf/test.yaml:41: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.localityLbSetting: set either distribute or failover, not both (as Istio requires)",
+            "conf/test.yaml:44: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to.eu//x: invalid locality \"eu//x\"; expected region, region/zone or region/zone/subzone (a last segment may be *)",
+            "conf/test.yaml:44: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to: the weights must sum to 100",
+            "conf/test.yaml:45: error: DestinationRule/reviews.spec.trafficPolicy.loadBalancer.localityLbSetting.failover[1].to: invalid locality \"eu/*\"; expected region, region/zone or region/zone/subzone",
+        ])
+        let valid = load(serviceYAML("reviews", versions: ["v1"]) + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: reviews-far}
+            spec: {address: 10.0.0.9, labels: {app: reviews, version: v1}, locality: eu/zone1/rack2}
+            """)
+        let endpoints = try #require(valid.configuration?.services.first?.endpoints)
+        #expect(endpoints.first { $0.name == "reviews-far" }?.locality == "eu/zone1/rack2")
+    }
+
     @Test func loadBalancerProblems() {
         let result = load(serviceYAML("reviews", versions: ["v1"]) + """
             ---
@@ -343,7 +388,6 @@ import Testing
             "conf/test.yaml:40: error: DestinationRule/reviews.spec.subsets[2].trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: 1000 is not prime; Maglev's table size must be (Envoy's default is 65537)",
             "conf/test.yaml:43: error: DestinationRule/reviews.spec.subsets[3].trafficPolicy.loadBalancer.consistentHash: consistentHash takes one key; found httpHeaderName and httpQueryParameterName",
             "conf/test.yaml:46: error: DestinationRule/reviews.spec.subsets[4].trafficPolicy.loadBalancer.consistentHash: consistentHash needs a key: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName",
-            "conf/test.yaml:49: warning: DestinationRule/reviews.spec.subsets[5].trafficPolicy.loadBalancer.localityLbSetting: not supported yet; ignored",
             "conf/test.yaml:49: error: DestinationRule/reviews.spec.subsets[5].trafficPolicy.loadBalancer.consistentHash.httpCookie.name: \"a b\" is not a valid cookie name (RFC 6265 token)",
             "conf/test.yaml:52: error: DestinationRule/reviews.spec.subsets[6].trafficPolicy.connectionPool.http.http1MaxPendingRequests: -1 is out of range 0..2147483647",
         ])

@@ -82,3 +82,37 @@ def test_a_dead_tcp_endpoint_is_ejected(mesh: Mesh):
     wait_until(ejected, 10, "the dead endpoint to be ejected", interval=0.05)
     answers = Counter(answer() for _ in range(30))
     assert answers.keys() <= {b"a hi\n", b"b hi\n"} and sum(answers.values()) == 30, answers
+
+
+def test_locality_failover_follows_proximity_then_the_failover_rule(mesh: Mesh):
+    """The gateway is in us-west/zone1. With outlier detection, traffic stays in its zone; when that
+    instance dies it moves to the same region's other zone, then to the region the `failover` rule
+    names (eu), never to the unnamed one (ap) while eu has an instance."""
+    places = {"a": "us-west/zone1", "b": "us-west/zone2", "c": "eu/zone1", "d": "ap/zone1"}
+    apps = {v: mesh.http_app("httpbin", v) for v in places}
+    port = free_port()
+    entries = [
+        workload_entry_yaml(f"httpbin-{v}", "httpbin", v, app.host, "http", app.port) + f"  locality: {places[v]}\n" for v, app in apps.items()
+    ]
+    rule = f"""\
+  host: httpbin
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting: {{failover: [{{from: us-west, to: eu}}]}}
+    {DETECTION}
+"""
+    files = {
+        "all.yaml": documents(
+            service_yaml("httpbin", 9080), *entries, gateway_yaml("web", port, "HTTP"), http_virtual_service_yaml("httpbin", "web", "httpbin"),
+            resource_yaml("DestinationRule", "httpbin", rule),
+        )
+    }
+    gw = mesh.gateway(mesh.config_dir(files, locality="us-west/zone1"), {"http": port})
+    assert set(versions_seen(gw.url("/"), 30)) == {"a"}
+    apps["a"].proc.stop()
+    versions_seen(gw.url("/"), 2)  # the first finds a dead: ejected, retried in zone2
+    assert set(versions_seen(gw.url("/"), 30)) == {"b"}
+    apps["b"].proc.stop()
+    versions_seen(gw.url("/"), 2)
+    assert set(versions_seen(gw.url("/"), 30)) == {"c"}

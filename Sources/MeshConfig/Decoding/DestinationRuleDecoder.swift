@@ -79,6 +79,7 @@ enum DestinationRuleDecoder {
                 interval: keepalive.duration("interval")
             )
         }
+        let balancer = policy.map("loadBalancer", LoadBalancerDecoder.schema)
         return TrafficPolicy(
             connectTimeout: tcp?["connectTimeout"].flatMap(self.connectTimeout),
             maxConnections: tcp?.int("maxConnections", in: 1...Int(Int32.max)),
@@ -92,8 +93,9 @@ enum DestinationRuleDecoder {
                 ["DEFAULT": H2UpgradePolicy.default, "DO_NOT_UPGRADE": .doNotUpgrade, "UPGRADE": .upgrade]
             ),
             maxConcurrentStreams: http?.int("maxConcurrentStreams", in: 1...Int(Int32.max)),
-            loadBalancer: policy.map("loadBalancer", LoadBalancerDecoder.schema).flatMap(LoadBalancerDecoder.decode),
+            loadBalancer: balancer.flatMap(LoadBalancerDecoder.decode),
             outlierDetection: policy.map("outlierDetection", LoadBalancerDecoder.outlierDetection).map(LoadBalancerDecoder.outlierDetection),
+            localityLB: balancer?.map("localityLbSetting", LoadBalancerDecoder.localityLB).map(LoadBalancerDecoder.localityLB),
             tls: policy.map("tls", Self.clientTLS).flatMap(self.clientTLS),
             portLevel: portLevel
         )

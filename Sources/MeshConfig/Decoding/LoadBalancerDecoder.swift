@@ -2,7 +2,10 @@
 /// them) and `trafficPolicy.outlierDetection` → ``OutlierDetectionPolicy``, each checked as Istio's
 /// schema and Envoy's limits have it.
 enum LoadBalancerDecoder {
-    static let schema = Schema(["simple", "consistentHash"], unsupported: ["localityLbSetting", "warmupDurationSecs", "warmup"])
+    static let schema = Schema(["simple", "consistentHash", "localityLbSetting"], unsupported: ["warmupDurationSecs", "warmup"])
+    static let localityLB = Schema(["enabled", "distribute", "failover", "failoverPriority"])
+    static let distribute = Schema(["from", "to"])
+    static let failover = Schema(["from", "to"])
     static let consistentHash = Schema(
         ["httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName", "ringHash", "maglev", "minimumRingSize"]
     )
@@ -167,6 +170,42 @@ enum LoadBalancerDecoder {
             detection.field.warning("every detector is off (consecutive5xxErrors and consecutiveGatewayErrors are 0): nothing is ever ejected")
         }
         return policy
+    }
+
+    static func localityLB(_ setting: MapReader) -> LocalityLBSetting {
+        var locality = LocalityLBSetting(enabled: setting.bool("enabled") ?? true)
+        func pattern(_ field: Field?, wildcard: Bool) -> String? {
+            guard let field, let text = field.string() else { return nil }
+            guard Locality.segments(text, wildcard: wildcard) != nil else {
+                field.error("invalid locality \"\(text)\"; expected region, region/zone or region/zone/subzone\(wildcard ? " (a last segment may be *)" : "")")
+                return nil
+            }
+            return text
+        }
+        for rule in setting.maps("distribute", Self.distribute) ?? [] {
+            guard let from = pattern(rule.required("from"), wildcard: true), let to = rule.required("to"), let entries = to.entries() else { continue }
+            var weights: [LocalityLBSetting.Weighted] = []
+            for entry in entries {
+                let item = Field(node: entry.value, path: to.childPath(entry.key), line: entry.line, context: to.context)
+                guard Locality.segments(entry.key, wildcard: true) != nil else {
+                    item.error("invalid locality \"\(entry.key)\"; expected region, region/zone or region/zone/subzone (a last segment may be *)")
+                    continue
+                }
+                guard let weight = item.int(in: 0...100) else { continue }
+                weights.append(LocalityLBSetting.Weighted(locality: entry.key, weight: weight))
+            }
+            if weights.map(\.weight).reduce(0, +) != 100 { to.error("the weights must sum to 100") }
+            locality.distribute.append(LocalityLBSetting.Distribute(from: from, to: weights))
+        }
+        for rule in setting.maps("failover", Self.failover) ?? [] {
+            guard let from = pattern(rule.required("from"), wildcard: false), let to = pattern(rule.required("to"), wildcard: false) else { continue }
+            locality.failover.append(LocalityLBSetting.Failover(from: from, to: to))
+        }
+        locality.failoverPriority = setting["failoverPriority"]?.strings()?.map(\.value) ?? []
+        if !locality.distribute.isEmpty && !locality.failover.isEmpty {
+            setting.field.error("set either distribute or failover, not both (as Istio requires)")
+        }
+        return locality
     }
 
     static func isPrime(_ n: Int) -> Bool {

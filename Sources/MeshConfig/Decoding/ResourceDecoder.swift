@@ -108,6 +108,13 @@ struct ResourceDecoder {
             FieldShape.check(spec, against: shape)
         }
         self.sink.info(at: resource.place, "skipped: Meshgate does not run \(kind)")
+        if kind == "WorkloadGroup", let probe = resource.map(Self.envelope)?["spec"]?.entries()?.first(where: { $0.key == "probe" }) {
+            // Said apart: a user may expect unhealthy endpoints to be taken out.
+            self.sink.warning(
+                at: resource.context.location(probe.line), path: resource.childPath("spec.probe"),
+                "WorkloadGroup probes are not run: Istio's agent runs them beside the workload and reports to istiod, which Meshgate does not have; use outlierDetection to take failing endpoints out"
+            )
+        }
     }
 
     private func unknownVersion(_ resource: Field, _ apiVersion: String, reads versions: String) {

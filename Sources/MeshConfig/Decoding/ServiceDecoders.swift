@@ -26,7 +26,7 @@ extension PortProtocol {
 
 /// `kind: WorkloadEntry`, and the same shape inline in `ServiceEntry.endpoints`.
 enum WorkloadEntryDecoder {
-    static let spec = Schema(["address", "ports", "labels", "serviceAccount"], unsupported: ["network", "locality", "weight"])
+    static let spec = Schema(["address", "ports", "labels", "serviceAccount", "locality"], unsupported: ["network", "weight"])
 
     static func decode(meta: ResourceMeta, spec field: Field) -> WorkloadDeclaration? {
         guard let spec = field.map(Self.spec),
@@ -47,9 +47,15 @@ enum WorkloadEntryDecoder {
         }
         let labels = map.stringMap("labels") ?? [:]
         let serviceAccount = map.string("serviceAccount")
+        var locality = map.string("locality")
+        if let text = locality, Locality.segments(text) == nil {
+            map["locality"]?.error("invalid locality \"\(text)\"; expected region, region/zone or region/zone/subzone")
+            locality = nil
+        }
         guard let address, !address.isEmpty else { return nil }
         return Endpoint(
-            name: name, namespace: namespace, address: address, ports: ports, labels: labels, serviceAccount: serviceAccount
+            name: name, namespace: namespace, address: address, ports: ports, labels: labels, serviceAccount: serviceAccount,
+            locality: locality
         )
     }
 }

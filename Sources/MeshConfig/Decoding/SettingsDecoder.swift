@@ -6,7 +6,7 @@ enum SettingsDecoder {
             "labels", "namespace", "bindAddress", "readinessPort", "adminPort", "drainTimeout", "eventLoops", "credentialsDir",
             "tcpIdleTimeout", "httpIdleTimeout", "workloadName", "metricsPort", "tcpReportingDuration", "accessLogFile",
             "accessLogEncoding", "tracing", "trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir", "certTTL",
-            "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP", "requestHeadersTimeout",
+            "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP", "requestHeadersTimeout", "locality",
         ],
         unknownSeverity: .warning
     )
@@ -26,6 +26,13 @@ enum SettingsDecoder {
         else { return settings }
         if let labels = map.stringMap("labels") { settings.labels = labels }
         if let namespace = map.string("namespace") { settings.namespace = namespace }
+        if let field = map["locality"], let text = field.string() {
+            if Locality.segments(text) == nil {
+                field.error("invalid locality \"\(text)\"; expected region, region/zone or region/zone/subzone")
+            } else {
+                settings.locality = text
+            }
+        }
         if let address = map.string("bindAddress") { settings.bindAddress = address }
         if let port = map["readinessPort"]?.port() { settings.readinessPort = port }
         if let port = map["adminPort"]?.port() { settings.adminPort = port }

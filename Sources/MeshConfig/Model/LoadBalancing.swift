@@ -66,3 +66,74 @@ public struct OutlierDetectionPolicy: Sendable, Hashable {
 
     public init() {}
 }
+
+/// `loadBalancer.localityLbSetting`, over endpoint localities (`region/zone/subzone`) and this
+/// instance's own (`locality` in meshgate.yaml). As in Istio, failover applies only when the
+/// cluster has outlier detection.
+public struct LocalityLBSetting: Sendable, Hashable {
+    /// `distribute[]`: from this instance's locality (a pattern, `*` as the last segment matches
+    /// any), the share of traffic each locality pattern gets.
+    public struct Distribute: Sendable, Hashable {
+        public var from: String
+        public var to: [Weighted]
+        public init(from: String, to: [Weighted]) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    public struct Weighted: Sendable, Hashable {
+        public var locality: String
+        public var weight: Int
+        public init(locality: String, weight: Int) {
+            self.locality = locality
+            self.weight = weight
+        }
+    }
+
+    /// `failover[]`: when this instance's region (`from`) has no healthy endpoint, region `to` next.
+    public struct Failover: Sendable, Hashable {
+        public var from: String
+        public var to: String
+        public init(from: String, to: String) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    /// `enabled: false` turns locality balancing off for this cluster.
+    public var enabled = true
+    public var distribute: [Distribute] = []
+    public var failover: [Failover] = []
+    /// `failoverPriority[]`: labels, most important first, whose values endpoints share with this
+    /// instance to be preferred.
+    public var failoverPriority: [String] = []
+
+    public init(enabled: Bool = true, distribute: [Distribute] = [], failover: [Failover] = [], failoverPriority: [String] = []) {
+        self.enabled = enabled
+        self.distribute = distribute
+        self.failover = failover
+        self.failoverPriority = failoverPriority
+    }
+}
+
+/// `region/zone/subzone`, as WorkloadEntry `locality` and meshgate.yaml's `locality` spell it.
+public enum Locality {
+    /// The segments of a locality (1 to 3, none empty), or nil. `wildcard`: the last segment may be `*`.
+    public static func segments(_ text: String, wildcard: Bool = false) -> [Substring]? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard (1...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && !$0.contains(" ") }) else { return nil }
+        if parts.dropLast().contains("*") || (!wildcard && parts.last == "*") { return nil }
+        return parts
+    }
+
+    /// Whether `locality` falls under `pattern` (segment by segment; a trailing `*` matches the rest).
+    public static func matches(_ pattern: String, _ locality: String) -> Bool {
+        let pattern = pattern.split(separator: "/"), locality = locality.split(separator: "/")
+        for (index, segment) in pattern.enumerated() {
+            if segment == "*" { return true }
+            guard index < locality.count, locality[index] == segment else { return false }
+        }
+        return pattern.count == locality.count
+    }
+}

@@ -8,6 +8,9 @@ public struct MeshSettings: Sendable, Hashable {
 
     /// The namespace this instance runs in. Default `istio-system`, where Istio's gateway runs.
     public var namespace: String = "istio-system"
+    /// This instance's `region/zone/subzone`, for locality-aware balancing (Istio reads it from the
+    /// node; here it is said). nil: none, so no locality preference.
+    public var locality: String?
 
     /// The address every Gateway listener binds. Default `0.0.0.0`.
     public var bindAddress: String = "0.0.0.0"

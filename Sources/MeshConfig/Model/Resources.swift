@@ -176,6 +176,8 @@ public struct TrafficPolicy: Sendable, Hashable {
     public var loadBalancer: LoadBalancerPolicy?
     /// `outlierDetection`; nil = none.
     public var outlierDetection: OutlierDetectionPolicy?
+    /// `loadBalancer.localityLbSetting`; nil = Istio's default (failover by proximity, with outlier detection).
+    public var localityLB: LocalityLBSetting?
     /// `tls`: how to originate TLS; nil = auto (ISTIO_MUTUAL to endpoints with a sidecar, else plain).
     public var tls: ClientTLSSettings?
     /// `portLevelSettings`: service port → the policy for that port (over this one).
@@ -194,6 +196,7 @@ public struct TrafficPolicy: Sendable, Hashable {
         maxConcurrentStreams: Int? = nil,
         loadBalancer: LoadBalancerPolicy? = nil,
         outlierDetection: OutlierDetectionPolicy? = nil,
+        localityLB: LocalityLBSetting? = nil,
         tls: ClientTLSSettings? = nil,
         portLevel: [Int: TrafficPolicy] = [:]
     ) {
@@ -209,6 +212,7 @@ public struct TrafficPolicy: Sendable, Hashable {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.loadBalancer = loadBalancer
         self.outlierDetection = outlierDetection
+        self.localityLB = localityLB
         self.tls = tls
         self.portLevel = portLevel
     }
@@ -229,6 +233,7 @@ public struct TrafficPolicy: Sendable, Hashable {
             maxConcurrentStreams: self.maxConcurrentStreams ?? base.maxConcurrentStreams,
             loadBalancer: self.loadBalancer ?? base.loadBalancer,
             outlierDetection: self.outlierDetection ?? base.outlierDetection,
+            localityLB: self.localityLB ?? base.localityLB,
             tls: self.tls ?? base.tls,
             portLevel: self.portLevel.merging(base.portLevel) { mine, _ in mine }
         )
@@ -353,6 +358,8 @@ public struct Endpoint: Sendable, Hashable {
     public var ports: [String: Int]
     public var labels: [String: String]
     public var serviceAccount: String?
+    /// `locality`: `region/zone/subzone`.
+    public var locality: String?
 
     public init(
         name: String,
@@ -360,8 +367,10 @@ public struct Endpoint: Sendable, Hashable {
         address: String,
         ports: [String: Int] = [:],
         labels: [String: String] = [:],
-        serviceAccount: String? = nil
+        serviceAccount: String? = nil,
+        locality: String? = nil
     ) {
+        self.locality = locality
         self.name = name
         self.namespace = namespace
         self.address = address

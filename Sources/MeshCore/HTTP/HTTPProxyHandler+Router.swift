@@ -121,7 +121,7 @@ extension HTTPProxyHandler {
         exchange.timeout = route.timeout
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.target, headers: upstream.headers)
         exchange.target = HTTPExchange.Target(cluster: cluster, endpointIndex: endpointIndex, head: upstreamHead)
-        self.beginAttempt(exchange)
+        self.beginAttempt(exchange, cluster, endpointIndex)
         for mirror in route.mirrors where FastRandom.shared.nextPercent() < mirror.percentage {
             exchange.mirrors.append(mirror.cluster)
         }
@@ -300,7 +300,7 @@ extension HTTPProxyHandler {
             }
             target.endpointIndex = index
             exchange.target = target
-            self.beginAttempt(exchange)
+            self.beginAttempt(exchange, target.cluster, index)
             exchange.record.upstreamHost = target.cluster.endpoints[index].hostPort
             exchange.record.destination = target.cluster.endpoints[index].identity
             exchange.upstream = .none
@@ -312,16 +312,17 @@ extension HTTPProxyHandler {
         return true
     }
 
-    /// The target endpoint has one more request in flight (for the balancer), until ``endAttempt(_:)``.
-    func beginAttempt(_ exchange: HTTPExchange) {
-        guard let target = exchange.target, !exchange.attemptCounted else { return }
-        target.cluster.requestStarted(target.endpointIndex)
-        exchange.attemptCounted = true
+    /// The endpoint has one more request in flight (for LEAST_REQUEST), until ``endAttempt(_:)``.
+    func beginAttempt(_ exchange: HTTPExchange, _ cluster: Cluster, _ endpoint: Int) {
+        exchange.reportsOutcomes = cluster.outliers != nil
+        guard cluster.countsActiveRequests, exchange.countedAttempt == nil else { return }
+        cluster.requestStarted(endpoint)
+        exchange.countedAttempt = (cluster, endpoint)
     }
 
     /// Outlier detection: the attempt's result counted against its endpoint.
     func recordOutcome(_ exchange: HTTPExchange, _ result: OutlierDetector.Result) {
-        guard let target = exchange.target, target.cluster.outliers != nil else { return }
+        guard exchange.reportsOutcomes, let target = exchange.target else { return }
         target.cluster.record(result, endpoint: target.endpointIndex, log: self.environment.log)
     }
 
@@ -341,9 +342,9 @@ extension HTTPProxyHandler {
 
     /// The attempt on the target endpoint is over (a retry, or the exchange's end).
     func endAttempt(_ exchange: HTTPExchange) {
-        guard exchange.attemptCounted, let target = exchange.target else { return }
-        target.cluster.requestEnded(target.endpointIndex)
-        exchange.attemptCounted = false
+        guard let (cluster, endpoint) = exchange.countedAttempt else { return }
+        cluster.requestEnded(endpoint)
+        exchange.countedAttempt = nil
     }
 
     /// `perTryTimeout`: each attempt's response must be complete within it, from when the whole

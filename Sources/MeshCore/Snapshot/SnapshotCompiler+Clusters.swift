@@ -61,6 +61,7 @@ extension SnapshotCompiler {
         let tlsPolicy = self.upstreamTLS(policy?.tls, rule: rule, path: path, http2: http2)
 
         var endpoints: [ClusterEndpoint] = []
+        var localities: [(locality: String?, labels: [String: String])] = []
         for endpoint in service.endpoints where selector.allSatisfy({ endpoint.labels[$0.key] == $0.value }) {
             let tls = self.endpointTLS(
                 tlsPolicy, endpoint: endpoint, host: service.fqdn,
@@ -80,6 +81,7 @@ extension SnapshotCompiler {
                         tls: tls
                     )
                 )
+                localities.append((endpoint.locality, endpoint.labels))
             } catch {
                 self.diagnostics.append(
                     Diagnostic(.error, at: service.meta.location, path: "\(service.meta.pathPrefix).endpoints",
@@ -99,7 +101,12 @@ extension SnapshotCompiler {
             http2: http2,
             maxConcurrentStreams: policy?.maxConcurrentStreams ?? 0,
             loadBalancer: policy?.loadBalancer,
-            limits: policy
+            limits: policy,
+            locality: LocalityBalancing(
+                policy?.localityLB, outlierDetection: policy?.outlierDetection != nil, locality: self.config.settings.locality,
+                labels: self.config.settings.labels,
+                endpoints: localities
+            )
         )
         self.clusters[name] = cluster
         return .cluster(cluster)

@@ -114,8 +114,10 @@ public enum TCPProxy {
             downstream.closeFuture.whenComplete { _ in breaker.release(.connection) }
         }
         // In flight (for LEAST_REQUEST) for as long as the client's connection lasts.
-        cluster.requestStarted(index)
-        downstream.closeFuture.whenComplete { _ in cluster.requestEnded(index) }
+        if cluster.countsActiveRequests {
+            cluster.requestStarted(index)
+            downstream.closeFuture.whenComplete { _ in cluster.requestEnded(index) }
+        }
         record.destination = endpoint.identity
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let boundUpstreamGlue = NIOLoopBound(upstreamGlue, eventLoop: eventLoop)

@@ -31,6 +31,8 @@ public final class Cluster: Sendable {
     let balancer: LoadBalancer
     /// `connectionPool` limits; nil when none is set (nothing is counted).
     let breaker: CircuitBreaker?
+    /// Locality-aware balancing (`localityLbSetting`, failover by proximity); nil when none applies.
+    let locality: LocalityBalancing?
     /// `outlierDetection`, shared by the event loops; nil when the policy has none.
     let outliers: NIOLockedValueBox<OutlierDetector>?
     /// Ejections made (for `/stats`), and whether any endpoint may be ejected now (a hint that
@@ -44,7 +46,7 @@ public final class Cluster: Sendable {
     /// balancer that reads them.
     private let active: [ManagedAtomic<Int>]
 
-    public init(
+    init(
         name: String,
         serviceFQDN: String,
         servicePort: Int,
@@ -56,7 +58,8 @@ public final class Cluster: Sendable {
         http2: Bool = false,
         maxConcurrentStreams: Int = 0,
         loadBalancer: LoadBalancerPolicy? = nil,
-        limits: TrafficPolicy? = nil
+        limits: TrafficPolicy? = nil,
+        locality: LocalityBalancing? = nil
     ) {
         self.name = name
         self.serviceFQDN = serviceFQDN
@@ -71,11 +74,13 @@ public final class Cluster: Sendable {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.balancer = LoadBalancer(loadBalancer, keys: endpoints.map(\.hostPort))
         self.breaker = CircuitBreaker(limits)
+        self.locality = locality
         self.outliers = limits?.outlierDetection.map {
             NIOLockedValueBox(OutlierDetector(policy: $0, endpoints: endpoints.count, now: Self.now()))
         }
         self.connectOptions = UpstreamConnectOptions(timeout: connectTimeout, keepalive: limits?.tcpKeepalive)
-        self.active = self.balancer.countsActiveRequests ? endpoints.map { _ in ManagedAtomic(0) } : []
+        // One endpoint needs no count: there is nothing to choose between.
+        self.active = self.balancer.countsActiveRequests && endpoints.count > 1 ? endpoints.map { _ in ManagedAtomic(0) } : []
     }
 
     /// The balancer's endpoint for one request or connection, other than those `tried` when there
@@ -92,8 +97,11 @@ public final class Cluster: Sendable {
                 }
                 return detector.excluded(now: now)
             }
-            if excluded.count == self.endpoints.count { return nil }
         }
+        if let locality = self.locality {
+            excluded = locality.restrict(excluded, count: self.endpoints.count, roll: FastRandom.shared.next())
+        }
+        if !excluded.isEmpty && excluded.count == self.endpoints.count { return nil }
         var draw = LoadBalancer.Draw(rotation: 0, random: (0, 0), hash: hash)
         if self.endpoints.count > 1 {
             // Only what the algorithm reads (each is an atomic add on a shared counter).
@@ -142,6 +150,9 @@ public final class Cluster: Sendable {
 
     /// The clock outlier detection runs on (monotonic nanoseconds).
     static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+
+    /// Whether requests in flight are counted (LEAST_REQUEST over several endpoints).
+    var countsActiveRequests: Bool { !self.active.isEmpty }
 
     /// A request (or connection) to endpoint `index` began; each is ended once with ``requestEnded(_:)``.
     func requestStarted(_ index: Int) {

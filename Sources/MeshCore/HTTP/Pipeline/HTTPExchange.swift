@@ -107,8 +107,10 @@ final class HTTPExchange {
     var failedEndpoints: [Int] = []
     /// The request's consistent-hash key, hashed (a retry picks along the same table).
     var hashKey: UInt64?
-    /// The target endpoint counts this attempt among its active requests (until it ends).
-    var attemptCounted = false
+    /// The endpoint that counts this attempt among its requests in flight (LEAST_REQUEST), until it ends.
+    var countedAttempt: (cluster: Cluster, endpoint: Int)?
+    /// The target cluster has outlier detection: each attempt's result is reported to it.
+    var reportsOutcomes = false
     /// The target cluster's circuit breaker, while this exchange holds any of its resources.
     var breaker: CircuitBreaker?
     /// Holds one of the breaker's requests (`http2MaxRequests`) / retries (`maxRetries`).
