@@ -178,3 +178,14 @@ import Testing
         #expect(cluster.chooseEndpoint(avoiding: [0, 1, 2]) != nil)
     }
 }
+
+extension RoutePolicyTests {
+    @Test func anUnprocessedRequestIsSentAgainOnceWhateverThePolicy() {
+        var none = RetryState(policy: .disabled)
+        let first = none.resendUnprocessed()
+        let second = none.resendUnprocessed()
+        #expect(first && !second)
+        #expect(none.retries == 0)
+        #expect(none.next(after: .reset, replayable: true, roll: 0) == .done)
+    }
+}

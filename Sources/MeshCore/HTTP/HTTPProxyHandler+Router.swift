@@ -94,7 +94,7 @@ extension HTTPProxyHandler {
             self.sendLocalReply(.noHealthyUpstream)
             return
         }
-        exchange.retry = route.retries.attempts > 0 ? RetryState(policy: route.retries, idempotent: Self.isIdempotent(head.method)) : nil
+        exchange.retry = RetryState(policy: route.retries, idempotent: Self.isIdempotent(head.method))
         let endpoint = cluster.endpoints[endpointIndex]
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity

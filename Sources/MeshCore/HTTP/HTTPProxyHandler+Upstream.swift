@@ -128,15 +128,15 @@ extension HTTPProxyHandler: UpstreamHTTPOwner {
         guard let exchange = self.exchange, case .attached(let upstream) = exchange.upstream else { return }
         exchange.upstream = .finished
         if exchange.responseComplete { return }
-        if !exchange.responseStarted && (exchange.reusedConnection || upstream.refused) && !exchange.bodySent && !exchange.replayed {
+        if !exchange.responseStarted && (exchange.reusedConnection || upstream.refused) && !exchange.bodySent,
+            exchange.retry?.resendUnprocessed() == true
+        {
             // A pooled connection the server had closed while idle, or a stream it refused:
-            // nothing of this request was processed, so it is sent again on a new connection
-            // (never for a request whose body was already on its way).
-            self.environment.log.debug("http :\(self.environment.port): upstream closed or refused before processing; retrying on a new connection")
+            // nothing of this request was processed (no body was on its way), so it goes again.
+            self.environment.log.debug("http :\(self.environment.port): upstream closed or refused before processing; sending again on a new connection")
             exchange.upstream = .none
-            exchange.replayed = true
-            // The head is re-sent by attach; a request already complete needs its end again.
-            exchange.pendingRequestParts = exchange.requestComplete ? [.end(nil)] : []
+            // The head is re-sent by attach; then what was received of the request.
+            exchange.pendingRequestParts = Self.replayParts(exchange)
             self.connectUpstream(allowPooled: false)
             return
         }

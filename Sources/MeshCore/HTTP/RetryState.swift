@@ -33,6 +33,8 @@ struct RetryState {
     let idempotent: Bool
     /// Retries made so far.
     private(set) var retries = 0
+    /// The request was already sent again once at no cost to the policy (``resendUnprocessed()``).
+    private(set) var resentUnprocessed = false
 
     init(policy: HTTPRetryPolicy, idempotent: Bool = true) {
         self.policy = policy
@@ -53,6 +55,16 @@ struct RetryState {
         guard replayable, self.retries < self.policy.attempts else { return .exhausted }
         self.retries += 1
         return .retry(after: self.backoff(roll: roll))
+    }
+
+    /// After the upstream closed a reused connection it had let idle, or refused an HTTP/2 stream,
+    /// before any of the request's body reached it: nothing was processed, so the request goes again
+    /// at once on a fresh connection, once, whatever the policy (as HTTP clients resend on a stale
+    /// keep-alive connection); not counted as a retry. True when it may.
+    mutating func resendUnprocessed() -> Bool {
+        guard !self.resentUnprocessed else { return false }
+        self.resentUnprocessed = true
+        return true
     }
 
     /// Envoy's fully jittered exponential backoff: the nth retry waits a random share of

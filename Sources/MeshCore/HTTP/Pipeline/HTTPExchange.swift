@@ -78,8 +78,6 @@ final class HTTPExchange {
     var reusedConnection = false
     /// Some request body has been written upstream: the request can no longer be replayed.
     var bodySent = false
-    /// The request was already sent again once (after a closed pooled connection or a refused stream).
-    var replayed = false
     /// The upstream may serve another request after this response (keep-alive, no `close`).
     var upstreamReusable = true
     /// An upgrade (WebSocket) asked of an HTTP/1.1 upstream: on 101 both connections become a tunnel.
@@ -93,7 +91,8 @@ final class HTTPExchange {
     var timeoutTimer: Scheduled<Void>?
     /// An injected delay or a retry's backoff, until the router (re)starts.
     var waitTimer: Scheduled<Void>?
-    /// The route's retry policy at work (nil before routing).
+    /// The route's retry policy at work (nil before routing; a route with `attempts: 0` has one
+    /// that never retries, and still sends again what a stale connection never processed).
     var retry: RetryState?
     /// The request body received, kept while it fits so a retry (or a mirror) can send it again;
     /// with the end's trailers once the request is complete.
