@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Meshgate's load balancers side by side: one cluster of three endpoints (nginx, each serving the
 # same 100-byte file on its own port), the gateway with `eventLoops: 1`, and the cluster's
-# DestinationRule switched between balancers by reload; per balancer `wrk -t1 -c50 -dD` rounds,
+# DestinationRule switched between balancers by reload; per balancer `wrk -t1 -c50 -dD` rounds (each
+# request with one of 1000 `x-user` values, the key of the Maglev variant),
 # interleaved, with Meshgate's CPU per request (utime + stime from /proc) and how the requests
 # spread over the three endpoints (from /stats/prometheus).
 #
@@ -44,6 +45,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # Three nginx instances, one worker each, serving /file (100 bytes).
 head -c 100 /dev/zero | tr '\0' 'x' >"$WORK/file"
+chmod 755 "$WORK"   # nginx's workers run as another user
+chmod 644 "$WORK/file"
 ports=()
 for i in 1 2 3; do
     port=$(free_port)
@@ -109,6 +112,12 @@ GATEWAY=$!
 PIDS+=("$GATEWAY")
 wait_url "http://127.0.0.1:$ready/healthz/ready" 60 || { tail -20 "$WORK/gateway.log" >&2; exit 1; }
 url="http://127.0.0.1:$http/file"
+# Each request with one of 1000 users in x-user (the header the Maglev variant hashes).
+cat >"$WORK/users.lua" <<'LUA'
+request = function()
+    return wrk.format(nil, nil, { ["x-user"] = "user-" .. math.random(1, 1000) })
+end
+LUA
 wrk -t1 -c50 -d2s "$url" >/dev/null
 
 BALANCERS=(
@@ -125,9 +134,9 @@ for round in $(seq 1 "$ROUNDS"); do
     for entry in "${BALANCERS[@]}"; do
         name="${entry%%|*}" policy="${entry#*|}"
         set_balancer "$policy"
-        wrk -t1 -c50 -d1s -H "x-user: u1" "$url" >/dev/null
+        wrk -t1 -c50 -d1s -s "$WORK/users.lua" "$url" >/dev/null
         t0=$(cpu_ticks "$GATEWAY")
-        wrk -t1 -c50 -d"${DURATION}s" -H "x-user: u1" "$url" >"$WORK/wrk.txt"
+        wrk -t1 -c50 -d"${DURATION}s" -s "$WORK/users.lua" "$url" >"$WORK/wrk.txt"
         t1=$(cpu_ticks "$GATEWAY")
         python3 - "$round" "$name" "$hz" "$t0" "$t1" "$WORK/wrk.txt" >>"$results" <<'PY'
 import re, sys

@@ -348,6 +348,41 @@ import Testing
         #expect(endpoints.first { $0.name == "reviews-far" }?.locality == "eu/zone1/rack2")
     }
 
+    @Test func outlierDetectionIsReadAndBadValuesNamed() throws {
+        let good = load(serviceYAML("reviews") + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                outlierDetection: {consecutiveErrors: 1, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}
+            """)
+        #expect(good.lines.count == 1 && good.lines[0].contains("consecutiveErrors: deprecated; it means consecutive5xxErrors"), "\(good.lines)")
+        var expected = OutlierDetectionPolicy()
+        expected.consecutive5xxErrors = 1
+        expected.interval = .seconds(1)
+        expected.baseEjectionTime = .seconds(180)
+        expected.maxEjectionPercent = 100
+        #expect(good.configuration?.destinationRules.first?.trafficPolicy?.outlierDetection == expected)
+        let bad = load(serviceYAML("reviews") + """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: reviews}
+            spec:
+              host: reviews
+              trafficPolicy:
+                outlierDetection: {maxEjectionPercent: 120, minHealthPercent: -1, baseEjectionTime: 0s}
+            """)
+        #expect(bad.lines.filter { $0.contains("outlierDetection") }.map { $0.split(separator: "outlierDetection.").last.map(String.init) ?? "" } == [
+            "baseEjectionTime: baseEjectionTime must be at least 1ms",
+            "maxEjectionPercent: 120 is out of range 0..100",
+            "minHealthPercent: -1 is out of range 0..100",
+        ])
+    }
+
     @Test func loadBalancerProblems() {
         let result = load(serviceYAML("reviews", versions: ["v1"]) + """
             ---
