@@ -85,6 +85,7 @@ def test_the_circuit_breaking_walkthrough(mesh: Mesh):
     assert set(results) <= {("200", "", ""), ("503", "UO", "true")}, set(results)
     overflowed = sum(1 for status, _, _ in results if status == "503")
     assert 0 < overflowed < 90, f"{overflowed} of 90 overflowed"
+    print(f"circuit-breaking walkthrough: {overflowed} of 90 overflowed (503 UO)")
     text = http_get("127.0.0.1", metrics_port(gw), "/stats/prometheus").text
     samples = parse_samples(text)
     cluster = "outbound|9080||httpbin.default.svc.cluster.local"
