@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Heap allocations per proxied HTTP request: deterministic, unlike CPU time on a shared machine.
+# Heap allocations, reference-count operations and exclusivity checks per proxied HTTP request:
+# deterministic, unlike CPU time on a shared machine.
 #
 #   benchmarks/allocations.sh [--requests N] [--policy] BIN [BIN...]
 #
@@ -100,8 +101,9 @@ YAML
     python3 - "$bin" "$REQUESTS" "$ok" "$before" "$after" <<'PY'
 import sys
 binary, n, ok, before, after = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
-print(f"{binary}: {ok}/{n} requests, {(int(after[0]) - int(before[0])) / n:.2f} allocations and "
-      f"{(int(after[1]) - int(before[1])) / n:.2f} frees per request")
+per = [(int(a) - int(b)) / n for a, b in zip(after, before)]
+print(f"{binary}: {ok}/{n} requests, per request: {per[0]:.2f} allocations, {per[1]:.2f} frees, "
+      f"{per[2]:.1f} retains, {per[3]:.1f} releases, {per[4]:.1f} exclusivity checks")
 PY
     kill "$gateway" "$app" 2>/dev/null || true
     wait "$gateway" "$app" 2>/dev/null || true

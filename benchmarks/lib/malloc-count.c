@@ -1,6 +1,9 @@
 // An LD_PRELOAD allocation counter for benchmarks/allocations.sh: counts malloc, calloc, realloc,
-// posix_memalign and free calls, and writes the two totals to $MALLOC_COUNT_FILE every 50 ms from a
-// thread of its own. Counts are deterministic where CPU time on a shared machine is not.
+// posix_memalign and free calls, and the Swift runtime's reference counting and exclusivity checks
+// called from the program (swift_retain, swift_release, swift_bridgeObjectRetain/Release,
+// swift_beginAccess: calls inside libswiftCore itself are not seen), and writes the totals to
+// $MALLOC_COUNT_FILE every 50 ms from a thread of its own. Counts are deterministic where CPU time
+// on a shared machine is not.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -9,7 +12,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static atomic_long allocations, frees;
+static atomic_long allocations, frees, retains, releases, accesses;
+static void *(*real_swift_retain)(void *);
+static void (*real_swift_release)(void *);
+static void *(*real_swift_bridgeObjectRetain)(void *);
+static void (*real_swift_bridgeObjectRelease)(void *);
+static void (*real_swift_beginAccess)(void *, void *, unsigned long, void *);
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
@@ -25,6 +33,44 @@ static void resolve(void) {
     real_realloc = dlsym(RTLD_NEXT, "realloc");
     real_posix_memalign = dlsym(RTLD_NEXT, "posix_memalign");
     real_free = dlsym(RTLD_NEXT, "free");
+}
+
+static void resolve_swift(void) {
+    real_swift_retain = dlsym(RTLD_NEXT, "swift_retain");
+    real_swift_release = dlsym(RTLD_NEXT, "swift_release");
+    real_swift_bridgeObjectRetain = dlsym(RTLD_NEXT, "swift_bridgeObjectRetain");
+    real_swift_bridgeObjectRelease = dlsym(RTLD_NEXT, "swift_bridgeObjectRelease");
+    real_swift_beginAccess = dlsym(RTLD_NEXT, "swift_beginAccess");
+}
+
+void *swift_retain(void *object) {
+    if (!real_swift_retain) resolve_swift();
+    atomic_fetch_add_explicit(&retains, 1, memory_order_relaxed);
+    return real_swift_retain(object);
+}
+
+void swift_release(void *object) {
+    if (!real_swift_release) resolve_swift();
+    atomic_fetch_add_explicit(&releases, 1, memory_order_relaxed);
+    real_swift_release(object);
+}
+
+void *swift_bridgeObjectRetain(void *object) {
+    if (!real_swift_bridgeObjectRetain) resolve_swift();
+    atomic_fetch_add_explicit(&retains, 1, memory_order_relaxed);
+    return real_swift_bridgeObjectRetain(object);
+}
+
+void swift_bridgeObjectRelease(void *object) {
+    if (!real_swift_bridgeObjectRelease) resolve_swift();
+    atomic_fetch_add_explicit(&releases, 1, memory_order_relaxed);
+    real_swift_bridgeObjectRelease(object);
+}
+
+void swift_beginAccess(void *pointer, void *buffer, unsigned long flags, void *pc) {
+    if (!real_swift_beginAccess) resolve_swift();
+    atomic_fetch_add_explicit(&accesses, 1, memory_order_relaxed);
+    real_swift_beginAccess(pointer, buffer, flags, pc);
 }
 
 void *malloc(size_t size) {
@@ -69,7 +115,8 @@ static void *report(void *unused) {
         usleep(50000);
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "%ld %ld\n", atomic_load(&allocations), atomic_load(&frees));
+            fprintf(f, "%ld %ld %ld %ld %ld\n", atomic_load(&allocations), atomic_load(&frees), atomic_load(&retains),
+                    atomic_load(&releases), atomic_load(&accesses));
             fclose(f);
         }
     }

@@ -99,7 +99,7 @@ extension HTTPProxyHandler {
         exchange.record.upstreamHost = endpoint.hostPort
         exchange.record.destination = endpoint.identity
 
-        if request.summary.expectsContinue && head.version == .http1_1 {
+        if request.expectsContinue && head.version == .http1_1 {
             // (An HTTP/1.0 client does not know 1xx responses: RFC 9110 §15.2.)
             // Answer 100-continue here (as Envoy does) so the client sends its body at once.
             self.context?.writeAndFlush(
@@ -110,7 +110,7 @@ extension HTTPProxyHandler {
         var upstream = UpstreamRequest(
             headers: upstreamHeaders, target: request.target, cluster: cluster, endpoint: endpoint, destinationHeaders: picked?.headers
         )
-        if let upgrade = request.summary.upgrade {
+        if let upgrade = request.upgrade {
             if !self.environment.isHTTP2, !cluster.http2, !upgrade.lowercased().hasPrefix("h2c") {
                 exchange.upgrade = upgrade
                 upstream.headers.add(name: "connection", value: "upgrade")

@@ -195,8 +195,9 @@ public final class Cluster: Sendable {
     }
 }
 
-/// One endpoint of a cluster.
-public struct ClusterEndpoint: Sendable, Hashable {
+/// One endpoint of a cluster. A class: it is handed around per request (the router, the filters,
+/// the pool), and a reference costs one retain where this many fields cost one each.
+public final class ClusterEndpoint: Sendable, Hashable {
     public let address: SocketAddress
     /// `ip:port`, as Envoy prints `%UPSTREAM_HOST%`.
     public let hostPort: String

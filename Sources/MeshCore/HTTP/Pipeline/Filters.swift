@@ -118,7 +118,7 @@ struct PeerMetadataFilter: HTTPFilter {
         _ environment: HTTPProxyEnvironment
     ) {
         if let inbound = environment.inbound {
-            exchange.record.source = inbound.peer.source(metadataHeader: request.summary.peerMetadata, id: request.summary.peerMetadataID)
+            exchange.record.source = inbound.peer.source(metadataHeader: request.peerMetadata, id: request.peerMetadataID)
         } else if upstream.endpoint.tls?.isMesh == true {
             upstream.headers.add(name: PeerMetadataExchange.metadataKey, value: request.snapshot.localPeerHeaders.metadata)
             upstream.headers.add(name: PeerMetadataExchange.metadataIDKey, value: request.snapshot.localPeerHeaders.id)

@@ -10,10 +10,30 @@ struct FilterRequest {
     let target: String
     /// Host, path, query and headers, as routing matches them.
     let routing: RouteRequest
-    let summary: HopByHop.RequestSummary
     let snapshot: Snapshot
     /// The listener's `tls.httpsRedirect` hosts.
     let httpsRedirectHosts: [String]
+    /// What the one header pass learned that the filters and the router read (only that: the
+    /// request's other header values are not retained again per request).
+    let expectsContinue: Bool
+    let upgrade: String?
+    let peerMetadata: String?
+    let peerMetadataID: String?
+
+    init(
+        head: HTTPRequestHead, target: String, routing: RouteRequest, summary: HopByHop.RequestSummary, snapshot: Snapshot,
+        httpsRedirectHosts: [String]
+    ) {
+        self.head = head
+        self.target = target
+        self.routing = routing
+        self.snapshot = snapshot
+        self.httpsRedirectHosts = httpsRedirectHosts
+        self.expectsContinue = summary.expectsContinue
+        self.upgrade = summary.upgrade
+        self.peerMetadata = summary.peerMetadata
+        self.peerMetadataID = summary.peerMetadataID
+    }
 }
 
 /// The upstream request while the filters shape it: built once, after the router picked a cluster
