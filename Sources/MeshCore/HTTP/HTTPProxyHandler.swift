@@ -371,7 +371,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         routedHead.uri = requestTarget.path
         let snapshot = self.environment.holder.load()
-        exchange.telemetry = snapshot.telemetry
+        exchange.telemetry = ExchangeTelemetry(snapshot.telemetry)
         guard let plan = snapshot.listeners[self.environment.port] else {
             self.sendLocalReply(.noRoute)
             return
@@ -462,7 +462,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if exchange.telemetry.accessLogger == nil && exchange.telemetry.tracer == nil {
             // Refused before routing: the access log still gets its line.
-            exchange.telemetry = self.environment.holder.load().telemetry
+            exchange.telemetry = ExchangeTelemetry(self.environment.holder.load().telemetry)
         }
         // A request whose body is still coming cannot be followed by another on this connection;
         // one without a body only has its end marker left, which is read and dropped.

@@ -21,7 +21,9 @@ public final class Tracer: Sendable {
     public static let sendTimeout = 5.0
 
     /// A span in progress, from ``begin(requestHeaders:upstreamHeaders:sampling:)`` to ``end(_:record:)``.
-    public struct Span: Sendable {
+    /// A class: a sampled request carries one reference, and an exchange that is not traced pays
+    /// nothing for the fields (keeping the exchange object within the allocator's fast size classes).
+    public final class Span: Sendable {
         public let context: TraceContext
         /// `x-forwarded-proto` of the request, for `http.url`.
         let scheme: String
@@ -31,6 +33,17 @@ public final class Tracer: Sendable {
         let headerTags: [(tag: String, value: String)]
         /// The configuration the span started with.
         let configuration: TracerConfiguration
+
+        init(
+            context: TraceContext, scheme: String, downstreamCluster: String?, headerTags: [(tag: String, value: String)],
+            configuration: TracerConfiguration
+        ) {
+            self.context = context
+            self.scheme = scheme
+            self.downstreamCluster = downstreamCluster
+            self.headerTags = headerTags
+            self.configuration = configuration
+        }
     }
 
     private struct Pending: Sendable {
