@@ -21,10 +21,12 @@
 #                         disabled by a Telemetry resource, default, access log on, and default
 #                         with a 1 s scrape loop of /stats/prometheus (eventLoops: the first of
 #                         --event-loops)
-#                         policy: the HTTP keep-alive run (with an Origin header) against two
+#                         policy: the HTTP keep-alive run (with an Origin header) against three
 #                         Meshgate instances: the bench route as is (Istio's default retry
-#                         policy), and the same route with retries, a corsPolicy allowing the
-#                         origin and a 1% mirror to the upstream
+#                         policy), the same route with retries, a corsPolicy allowing the
+#                         origin and a 1% mirror to the upstream, and the bench route under 10
+#                         AuthorizationPolicies of 10 rules each (only the last rule of the last
+#                         policy matches: every rule is walked)
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
 #                         else .build-bench/release/meshgate, else built into .build-bench
@@ -131,7 +133,7 @@ mgt_tcp_port() { echo $((BASE_PORT + 44 + $1)); }
 mgt_admin_port() { echo $((BASE_PORT + 48 + $1)); }
 mgt_ready_port() { echo $((BASE_PORT + 52 + $1)); }
 mgt_metrics_port() { echo $((BASE_PORT + 56 + $1)); }
-# The policy scenario's Meshgate instances, $1 = 0 (plain), 1 (policies).
+# The policy scenario's Meshgate instances, $1 = 0 (plain), 1 (policies), 2 (authz).
 mgp_port() { echo $((BASE_PORT + 64 + 5 * $1 + $2)); }   # $2: 0 http, 1 tcp, 2 admin, 3 ready, 4 metrics
 TLS=0
 { has "$SCENARIOS" https || has "$SCENARIOS" h2; } && TLS=1
@@ -530,8 +532,8 @@ if has "$ONLY" meshgate; then
     # Route policies: the bench route as is, and with retries, CORS and a 1% mirror.
     if has "$SCENARIOS" policy; then
         el="${LOOPS[0]}"
-        policy_names=(plain policies)
-        for ((j = 0; j < 2; j++)); do
+        policy_names=(plain policies authz)
+        for ((j = 0; j < 3; j++)); do
             pn="${policy_names[$j]}"
             dir="$WORK/conf/meshgate-policy-$pn"
             mkdir -p "$dir"
@@ -543,6 +545,19 @@ if has "$ONLY" meshgate; then
             if [[ "$pn" == policies ]]; then
                 # The bench route's first (only) http rule gets the policies.
                 sed -i 's|^  - route:$|  - retries: {attempts: 2, perTryTimeout: 5s, retryOn: "5xx,reset,connect-failure"}\n    corsPolicy:\n      allowOrigins: [{exact: "https://bench.example"}]\n      allowMethods: [GET, POST]\n      exposeHeaders: [x-request-id]\n      maxAge: 1h\n    mirror: {host: upstream, port: {number: 80}}\n    mirrorPercentage: {value: 1}\n    route:|' "$dir/bench.yaml"
+            elif [[ "$pn" == authz ]]; then
+                # Rules that each read a path, a method, a header and the client's block; only
+                # policy 9's rule 9 lets the benchmark's GET /index.html from 127.0.0.1 through.
+                for ((p = 0; p < 10; p++)); do
+                    printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bench-%d, namespace: istio-system}\nspec:\n  rules:\n' "$p"
+                    for ((r = 0; r < 10; r++)); do
+                        path="/p$p-r$r/*"; ((p == 9 && r == 9)) && path="/index.html"
+                        printf '  - from: [{source: {ipBlocks: [127.0.0.0/8], notPrincipals: [cluster.local/ns/blocked/sa/x%d]}}]\n' "$r"
+                        printf '    to: [{operation: {methods: [GET, HEAD], paths: ["%s"], notHosts: ["*.internal"]}}]\n' "$path"
+                        printf '    when: [{key: "request.headers[origin]", values: ["https://bench.*"]}]\n'
+                    done
+                    printf -- '---\n'
+                done >"$dir/authz.yaml"
             fi
             "$MESHGATE_BIN" validate "$dir" >"$WORK/logs/meshgate-policy-$pn-validate.log" 2>&1 || {
                 cat "$WORK/logs/meshgate-policy-$pn-validate.log" >&2
@@ -556,7 +571,7 @@ if has "$ONLY" meshgate; then
                 die "Meshgate ($pn) did not become ready; log: $WORK/logs/meshgate-policy-$pn.log"
             }
             add_target policy "mg-$pn" meshgate "$(mgp_port $j 0)" "$pid" \
-                "Meshgate el$el, $([[ $pn == plain ]] && echo "the bench route (Istio's default retries)" || echo "retries + CORS + 1% mirror")" \
+                "Meshgate el$el, $(case $pn in plain) echo "the bench route (Istio's default retries)" ;; policies) echo "retries + CORS + 1% mirror" ;; *) echo "10 AuthorizationPolicies x 10 rules" ;; esac)" \
                 "header=Origin: https://bench.example"
         done
     fi

@@ -161,9 +161,12 @@ extension GatewayRuntime {
         var generation: Int
         var listeners: [Listener]
         var clusters: [String]
+        /// AuthorizationPolicies, compiled: every listener's at a gateway, the inbound one's at a sidecar.
+        var authorizationPolicies: [AuthorizationPolicySummary]
 
         init(snapshot: Snapshot) {
             self.generation = snapshot.generation
+            self.authorizationPolicies = snapshot.authorizationSummary
             self.clusters = snapshot.clusters.keys.sorted()
             self.listeners = snapshot.listeners.values.sorted { $0.port < $1.port }.map { plan in
                 let table = plan.http

@@ -103,4 +103,5 @@ struct Declarations {
     var workloads: [WorkloadDeclaration] = []
     var telemetry: [TelemetryPolicy] = []
     var peerAuthentications: [PeerAuthentication] = []
+    var authorizationPolicies: [AuthorizationPolicy] = []
 }

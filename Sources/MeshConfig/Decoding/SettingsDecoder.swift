@@ -7,6 +7,7 @@ enum SettingsDecoder {
             "tcpIdleTimeout", "httpIdleTimeout", "workloadName", "metricsPort", "tcpReportingDuration", "accessLogFile",
             "accessLogEncoding", "tracing", "trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir", "certTTL",
             "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP", "requestHeadersTimeout", "locality",
+            "numTrustedProxies",
         ],
         unknownSeverity: .warning
     )
@@ -34,6 +35,7 @@ enum SettingsDecoder {
             }
         }
         if let address = map.string("bindAddress") { settings.bindAddress = address }
+        if let count = map.int("numTrustedProxies", in: 0...64) { settings.numTrustedProxies = count }
         if let port = map["readinessPort"]?.port() { settings.readinessPort = port }
         if let port = map["adminPort"]?.port() { settings.adminPort = port }
         if let timeout = map.duration("drainTimeout") { settings.drainTimeout = timeout }

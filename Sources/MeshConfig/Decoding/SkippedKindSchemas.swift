@@ -1,4 +1,4 @@
-/// Kinds Meshgate does not run yet (Sidecar, AuthorizationPolicy, RequestAuthentication) are still
+/// Kinds Meshgate does not run yet (Sidecar, RequestAuthentication) are still
 /// read for their field names, per Istio's API (istio/api as of Istio 1.28): a misspelt field is an
 /// error with a suggestion, as in every other kind, and the resource is then skipped with one info
 /// line. Values are not checked beyond their shape (map or list).
@@ -30,21 +30,6 @@ enum SkippedKindSchemas {
     static let policyTargetReference = FieldShape.map(["group": .value, "kind": .value, "name": .value, "namespace": .value])
     static let portSelector = FieldShape.map(["number": .value])
     static let port = FieldShape.map(["number": .value, "protocol": .value, "name": .value, "targetPort": .value])
-
-    static let authorizationPolicy = FieldShape.map([
-        "selector": selector, "targetRef": policyTargetReference, "targetRefs": .list(policyTargetReference),
-        "action": .value, "provider": .map(["name": .value]),
-        "rules": .list(.map([
-            "from": .list(.map(["source": .map(Dictionary(uniqueKeysWithValues: [
-                "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces", "notNamespaces",
-                "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks", "serviceAccounts", "notServiceAccounts",
-            ].map { ($0, FieldShape.value) }))])),
-            "to": .list(.map(["operation": .map(Dictionary(uniqueKeysWithValues: [
-                "hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths",
-            ].map { ($0, FieldShape.value) }))])),
-            "when": .list(.map(["key": .value, "values": .value, "notValues": .value])),
-        ])),
-    ])
 
     static let requestAuthentication = FieldShape.map([
         "selector": selector, "targetRef": policyTargetReference, "targetRefs": .list(policyTargetReference),
@@ -80,7 +65,6 @@ enum SkippedKindSchemas {
     static func spec(of kind: String) -> FieldShape? {
         switch kind {
         case "Sidecar": return self.sidecar
-        case "AuthorizationPolicy": return self.authorizationPolicy
         case "RequestAuthentication": return self.requestAuthentication
         default: return nil
         }

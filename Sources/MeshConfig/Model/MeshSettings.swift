@@ -118,6 +118,12 @@ public struct MeshSettings: Sendable, Hashable {
     /// Zipkin collector `host:port` (spans are POSTed to `/api/v2/spans`); nil = no span export.
     public var zipkinAddress: String? = nil
 
+    /// How many proxies in front of this one are trusted to append to `x-forwarded-for` (Istio's
+    /// `gatewayTopology.numTrustedProxies`). The client address AuthorizationPolicy's `remoteIpBlocks`
+    /// and `remote.ip` read is the entry that many hops from the right of the header; with 0 (the
+    /// default, as Istio) it is the connection's peer and a client's header is not believed.
+    public var numTrustedProxies: Int = 0
+
     /// The meshgate.yaml these settings came from (for diagnostics); nil for defaults.
     public var sourceFile: String? = nil
 

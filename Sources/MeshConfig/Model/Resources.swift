@@ -14,6 +14,8 @@ public struct MeshConfiguration: Sendable {
     public var telemetry: [TelemetryPolicy]
     /// Every `PeerAuthentication`; ``peerAuthenticationMode(namespace:labels:appPort:)`` resolves them.
     public var peerAuthentications: [PeerAuthentication] = []
+    /// Every `AuthorizationPolicy`; ``localAuthorizationPolicies`` are this instance's.
+    public var authorizationPolicies: [AuthorizationPolicy] = []
 
     public init(
         settings: MeshSettings = MeshSettings(),

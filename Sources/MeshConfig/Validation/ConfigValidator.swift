@@ -15,6 +15,9 @@ enum ConfigValidator {
         gatewayChecks.checkTCPConflicts(declarations.virtualServices)
         routeChecks.checkRules()
         TelemetryChecks.check(declarations.telemetry, settings: declarations.settings, sink: sink)
+        AuthorizationChecks.check(
+            declarations.authorizationPolicies, settings: declarations.settings, gateways: declarations.gateways.map(\.gateway), sink: sink
+        )
         var configuration = MeshConfiguration(
             settings: declarations.settings,
             gateways: declarations.gateways.map(\.gateway),
@@ -24,6 +27,7 @@ enum ConfigValidator {
             telemetry: declarations.telemetry
         )
         configuration.peerAuthentications = declarations.peerAuthentications
+        configuration.authorizationPolicies = declarations.authorizationPolicies
         return configuration
     }
 }

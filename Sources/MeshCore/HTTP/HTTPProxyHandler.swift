@@ -24,6 +24,18 @@ public struct HTTPProxyEnvironment: Sendable {
     /// The downstream connection's addresses, when formatted once per connection (HTTP/2: shared by
     /// its streams); nil: each handler formats them from its channel.
     var downstream: DownstreamAddresses?
+    /// The peer's identity (`cluster.local/ns/NS/sa/SA`) its certificate proved: a sidecar's mTLS
+    /// peer, a MUTUAL gateway server's client. nil: none.
+    var peerPrincipal: String?
+    /// The TLS server name the client sent, for `connection.sni`.
+    var serverName: String?
+
+    /// Whether this connection's requests are checked against AuthorizationPolicies: every request
+    /// at a gateway, the inbound ones at a sidecar (a sidecar's outbound calls are its caller's, and
+    /// the destination's sidecar checks them).
+    func enforcesAuthorization(_ snapshot: Snapshot) -> Bool {
+        snapshot.role == .gateway || self.inbound != nil
+    }
 
     public init(
         holder: SnapshotHolder, pools: HTTPConnectionPools, metrics: MeshMetrics, log: MeshLog, port: Int,
@@ -45,6 +57,8 @@ public struct HTTPProxyEnvironment: Sendable {
 /// who called.
 public struct InboundHTTP: Sendable {
     let routes: HTTPRouteTable
+    /// The app port the connection is for (what AuthorizationPolicy `ports` match).
+    let appPort: Int
     /// Who called, for the destination reporter's metric labels.
     let peer: InboundPeer
 }
@@ -100,6 +114,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The client's IP for `x-forwarded-for`, formatted once per connection.
     lazy var addresses: DownstreamAddresses? = self.environment.downstream ?? self.context.map { DownstreamAddresses($0.channel) }
     var clientIP: String { self.addresses?.clientIP ?? "unknown" }
+    /// Who is on the other end, for AuthorizationPolicy: made once per connection, when a policy applies.
+    lazy var connectionFacts = ConnectionFacts(
+        principal: self.environment.peerPrincipal,
+        sourceIP: IPAddressParser.bytes(self.clientIP),
+        destinationIP: self.context?.channel.localAddress?.ipAddress.flatMap(IPAddressParser.bytes),
+        port: self.environment.inbound?.appPort ?? self.environment.port,
+        serverName: self.environment.serverName
+    )
 
     /// HTTP/1.1 only: told when the decoder produced a head and when a request ended.
     let headGuard: RequestHeadGuard?
@@ -378,7 +400,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let request = FilterRequest(
             head: head, target: routedHead.uri, routing: RouteRequest(head: routedHead, host: summary.host ?? "", port: self.environment.port),
-            summary: summary, snapshot: snapshot, httpsRedirectHosts: plan.httpsRedirectHosts
+            summary: summary, snapshot: snapshot, httpsRedirectHosts: plan.httpsRedirectHosts,
+            connection: snapshot.authorization == nil ? nil : self.connectionFacts
         )
         if case .reply(let reply) = HTTPFilterChain.requestHeaders(request, exchange, self.environment) {
             self.sendLocalReply(reply)

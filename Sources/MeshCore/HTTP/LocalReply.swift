@@ -131,6 +131,11 @@ public struct LocalReply: Sendable, Equatable {
 
     /// A request on a TLS connection for a host the connection's certificate (SNI server) does not
     /// serve: RFC 9110 §15.5.20 says 421, so the browser opens a new connection (Istio answers 404).
+    /// An AuthorizationPolicy refused the request (Envoy's RBAC filter): 403 and its body.
+    static func accessDenied(details: String) -> LocalReply {
+        LocalReply(status: .forbidden, flags: "RBAC", details: details, body: "RBAC: access denied")
+    }
+
     public static let misdirected = LocalReply(
         status: .misdirectedRequest, flags: "-", details: "misdirected_request",
         body: "Misdirected Request: this connection's TLS server does not serve that host"

@@ -130,7 +130,8 @@ public struct ConnectionSetup: Sendable {
                     }
                     return TCPProxy.proxy(
                         downstream: channel, port: port, routeName: route.name, destinations: route.destinations,
-                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log
+                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log,
+                        authorization: snapshot.role == .gateway ? ConnectionFacts(channel, port: port, serverName: hello.serverName) : nil
                     )
                 }
                 do {
@@ -143,7 +144,8 @@ public struct ConnectionSetup: Sendable {
                     let route = plan.tcp.first { $0.matches(port: port) }
                     return TCPProxy.proxy(
                         downstream: channel, port: port, routeName: route?.name, destinations: route?.destinations,
-                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log
+                        serverName: hello.serverName, snapshot: snapshot, identity: self.identity, metrics: metrics, log: log,
+                        authorization: snapshot.role == .gateway ? ConnectionFacts(channel, port: port, serverName: hello.serverName) : nil
                     )
                 }
                 let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
@@ -156,8 +158,11 @@ public struct ConnectionSetup: Sendable {
                                 var environment = self.environment(port: port, scheme: "https", tlsServer: server, isHTTP2: isHTTP2)
                                 // MUTUAL and OPTIONAL_MUTUAL: the verified client certificate goes to the
                                 // upstream in x-forwarded-client-cert (Istio's gateway default, SANITIZE_SET).
-                                environment.forwardedClientCert = (try? negotiated.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?
-                                    .peerCertificate.map { PeerIdentity(certificate: $0).forwardedClientCert(by: nil) }
+                                let client = (try? negotiated.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?
+                                    .peerCertificate.map(PeerIdentity.init(certificate:))
+                                environment.forwardedClientCert = client?.forwardedClientCert(by: nil)
+                                environment.peerPrincipal = client?.principal
+                                environment.serverName = hello.serverName
                                 if isHTTP2 {
                                     try self.configureHTTP2(channel: negotiated, environment: environment)
                                 } else {

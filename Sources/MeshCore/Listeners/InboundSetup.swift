@@ -140,9 +140,10 @@ extension ConnectionSetup {
     ) -> EventLoopFuture<Void> {
         if forceHTTP || (app.isHTTP && !forceTCP) {
             var environment = self.environment(
-                port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2, inbound: InboundHTTP(routes: app.routes, peer: peer)
+                port: plan.port, scheme: scheme, tlsServer: nil, isHTTP2: http2, inbound: InboundHTTP(routes: app.routes, appPort: app.appPort, peer: peer)
             )
             environment.forwardedClientCert = forwardedClientCert
+            environment.peerPrincipal = peer.principal.map { String($0.dropFirst("spiffe://".count)) }
             let idleTimeout = TimeAmount(snapshot.settings.httpIdleTimeout)
             return channel.eventLoop.makeCompletedFuture {
                 if http2 {
@@ -156,7 +157,10 @@ extension ConnectionSetup {
         }
         return TCPProxy.proxy(
             downstream: channel, port: plan.port, routeName: app.routeName, destinations: app.destinations, serverName: nil,
-            snapshot: snapshot, identity: self.identity, metrics: self.metrics, log: self.log, inboundPeer: peer
+            snapshot: snapshot, identity: self.identity, metrics: self.metrics, log: self.log, inboundPeer: peer,
+            authorization: ConnectionFacts(
+                channel, principal: peer.principal.map { String($0.dropFirst("spiffe://".count)) }, port: app.appPort
+            )
         )
     }
 }

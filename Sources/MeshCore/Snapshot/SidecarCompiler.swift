@@ -28,7 +28,7 @@ extension SnapshotCompiler {
         guard !compiler.diagnostics.hasErrors else { throw CompileError(diagnostics: compiler.diagnostics) }
         return Snapshot(
             generation: generation, settings: settings, listeners: listeners, clusters: compiler.clusters,
-            telemetry: telemetry, role: .sidecar
+            telemetry: telemetry, role: .sidecar, authorizationPolicies: config.localAuthorizationPolicies
         )
     }
 

@@ -20,6 +20,9 @@ public final class Snapshot: Sendable, AtomicReference {
     /// `x-envoy-peer-metadata` / `-id` header values, encoded once.
     public let localPeer: PeerMetadata
     let localPeerHeaders: (metadata: String, id: String)
+    public let role: MeshRole
+    /// This instance's AuthorizationPolicies, compiled; nil when none applies (nothing is checked).
+    let authorization: AuthorizationEngine?
 
     public init(
         generation: Int,
@@ -27,8 +30,12 @@ public final class Snapshot: Sendable, AtomicReference {
         listeners: [Int: ListenerPlan],
         clusters: [String: Cluster],
         telemetry: SnapshotTelemetry = SnapshotTelemetry(),
-        role: MeshRole = .gateway
+        role: MeshRole = .gateway,
+        authorizationPolicies: [AuthorizationPolicy] = []
     ) {
+        self.role = role
+        let authorization = AuthorizationEngine(authorizationPolicies)
+        self.authorization = authorization.isEmpty ? nil : authorization
         self.generation = generation
         self.settings = settings
         self.listeners = listeners

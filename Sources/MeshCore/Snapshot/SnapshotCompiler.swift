@@ -42,7 +42,8 @@ public struct SnapshotCompiler {
             settings: config.settings,
             listeners: listeners,
             clusters: compiler.clusters,
-            telemetry: telemetry
+            telemetry: telemetry,
+            authorizationPolicies: config.localAuthorizationPolicies
         )
     }
 

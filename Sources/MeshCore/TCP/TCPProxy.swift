@@ -28,6 +28,11 @@ public enum TCPProxy {
         public var description: String { "no healthy upstream in \(self.cluster) (UH)" }
     }
 
+    public struct AccessDenied: Error, CustomStringConvertible {
+        public var details: String
+        public var description: String { "refused by AuthorizationPolicy (\(self.details))" }
+    }
+
     public struct UpstreamOverflow: Error, CustomStringConvertible {
         public var cluster: String
         public var description: String { "\(self.cluster) is at its maxConnections (UO)" }
@@ -46,7 +51,8 @@ public enum TCPProxy {
         let route = plan.tcp.first(where: { $0.matches(port: plan.port) })
         return Self.proxy(
             downstream: downstream, port: plan.port, routeName: route?.name, destinations: route?.destinations,
-            serverName: nil, snapshot: snapshot, identity: identity, metrics: metrics, log: log
+            serverName: nil, snapshot: snapshot, identity: identity, metrics: metrics, log: log,
+            authorization: snapshot.role == .gateway ? ConnectionFacts(downstream, port: plan.port) : nil
         )
     }
 
@@ -63,7 +69,8 @@ public enum TCPProxy {
         identity: MeshIdentity?,
         metrics: MeshMetrics,
         log: MeshLog,
-        inboundPeer: InboundPeer? = nil
+        inboundPeer: InboundPeer? = nil,
+        authorization: ConnectionFacts? = nil
     ) -> EventLoopFuture<Void> {
         let eventLoop = downstream.eventLoop
         let idleTimeout = TimeAmount(snapshot.settings.tcpIdleTimeout)
@@ -83,6 +90,21 @@ public enum TCPProxy {
             shard.tcpClosed(record)
             snapshot.telemetry.accessLogger?.write(record)
             return eventLoop.makeFailedFuture(error)
+        }
+        if let connection = authorization, let engine = snapshot.authorization {
+            // AuthorizationPolicy on the connection, before any byte reaches an upstream.
+            let facts = AuthorizationFacts(
+                principal: connection.principal, sourceIP: connection.sourceIP, destinationIP: connection.destinationIP,
+                destinationPort: connection.port, serverName: connection.serverName
+            )
+            let peer = record.downstreamRemoteAddress ?? "-"
+            let audit = AuthorizationAudit(log: log, metrics: metrics, where: "tcp :\(port)")
+            audit.report(engine, facts, describe: { "connection from \(peer)" })
+            let verdict = engine.evaluate(facts)
+            if !verdict.isAllowed {
+                audit.denied(verdict, describe: "connection from \(peer)")
+                return refuse("RBAC", AccessDenied(details: verdict.details))
+            }
         }
         guard let destinations else {
             log.info("tcp :\(port) \(downstream.remoteAddress?.description ?? "-"): no route, closing (NR)")

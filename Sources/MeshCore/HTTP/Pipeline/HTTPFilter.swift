@@ -19,11 +19,16 @@ struct FilterRequest {
     let upgrade: String?
     let peerMetadata: String?
     let peerMetadataID: String?
+    /// Who is on the other end, for AuthorizationPolicy (nil when no policy applies).
+    let connection: ConnectionFacts?
+    /// The verified JWT (RequestAuthentication); nil when the request carried none.
+    var auth: RequestAuth? = nil
 
     init(
         head: HTTPRequestHead, target: String, routing: RouteRequest, summary: HopByHop.RequestSummary, snapshot: Snapshot,
-        httpsRedirectHosts: [String]
+        httpsRedirectHosts: [String], connection: ConnectionFacts? = nil
     ) {
+        self.connection = connection
         self.head = head
         self.target = target
         self.routing = routing
@@ -110,7 +115,7 @@ extension FilterVerdict {
 
 /// The filters every HTTP listener runs, in order (the router follows the last):
 ///
-///     MisdirectedRequest → HTTPSRedirect → CORS → RouteReply → Fault
+///     MisdirectedRequest → HTTPSRedirect → Authorization → CORS → RouteReply → Fault
 ///       → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
 ///
 /// Each phase calls, in that order, the filters that act in it (a phase's no-op filters are not
@@ -121,7 +126,9 @@ enum HTTPFilterChain {
     static func requestHeaders(_ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment) -> FilterVerdict {
         let misdirected = MisdirectedRequestFilter().requestHeaders(request, exchange, environment)
         guard misdirected.isContinue else { return misdirected }
-        return HTTPSRedirectFilter().requestHeaders(request, exchange, environment)
+        let redirect = HTTPSRedirectFilter().requestHeaders(request, exchange, environment)
+        guard redirect.isContinue else { return redirect }
+        return AuthorizationFilter().requestHeaders(request, exchange, environment)
     }
 
     /// The route-selected phase from stage `start` on: the first verdict that is not `continue`

@@ -1,0 +1,142 @@
+import Testing
+
+@testable import MeshConfig
+
+/// AuthorizationPolicy decoding: every field, Istio's value checks at file:line, scope.
+@Suite struct AuthorizationPolicyTests {
+    static func policy(_ name: String, namespace: String = "istio-system", _ spec: String, annotations: String? = nil) -> String {
+        let meta = annotations.map { "{name: \(name), namespace: \(namespace), annotations: {\($0)}}" } ?? "{name: \(name), namespace: \(namespace)}"
+        return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: \(meta)\nspec:\n\(spec)"
+    }
+
+    @Test func everyFieldIsDecoded() throws {
+        let result = load(Self.policy("all", """
+              selector: {matchLabels: {istio: ingressgateway}}
+              action: DENY
+              rules:
+              - from:
+                - source: {principals: [a], notPrincipals: [b], requestPrincipals: [c], notRequestPrincipals: [d], namespaces: [e], notNamespaces: [f], ipBlocks: [1.2.3.4, 10.0.0.0/8], notIpBlocks: ["2001:db8::/32"], remoteIpBlocks: [1.2.3.4], notRemoteIpBlocks: [5.6.7.8], serviceAccounts: [ns1/sa1], notServiceAccounts: [ns2/sa2]}
+                to:
+                - operation: {hosts: [a], notHosts: [b], ports: ["80"], notPorts: ["81"], methods: [GET], notMethods: [POST], paths: [/a*], notPaths: ["*.js"]}
+                when:
+                - {key: "request.headers[X-Token]", values: [a], notValues: [b]}
+                - {key: "request.auth.claims[realm][roles]", values: [admin]}
+                - {key: remote.ip, values: [127.0.1.0/24]}
+                - {key: destination.port, values: ["8080"]}
+            """))
+        #expect(result.errors.isEmpty, "\(result.lines)")
+        let policy = try #require(result.configuration?.authorizationPolicies.first)
+        #expect(policy.action == .deny)
+        #expect(policy.selector == ["istio": "ingressgateway"])
+        let rule = try #require(policy.rules.first)
+        let source = try #require(rule.from.first)
+        #expect(source.principals == StringMatchSet(["a", "*/ns/ns1/sa/sa1"], not: ["b", "*/ns/ns2/sa/sa2"]))
+        #expect(source.requestPrincipals == StringMatchSet(["c"], not: ["d"]))
+        #expect(source.ipBlocks.blocks.map(\.description) == ["1.2.3.4/32", "10.0.0.0/8"])
+        #expect(source.ipBlocks.notBlocks.map(\.description) == ["2001:db8:0:0:0:0:0:0/32"])
+        let operation = try #require(rule.to.first)
+        #expect(operation.ports == [80] && operation.notPorts == [81])
+        #expect(operation.paths == StringMatchSet(["/a*"], not: ["*.js"]))
+        #expect(rule.when.map(\.key) == [.requestHeader("x-token"), .requestAuthClaims(["realm", "roles"]), .remoteIP, .destinationPort])
+        #expect(rule.when[2].blocks.blocks.map(\.description) == ["127.0.1.0/24"])
+        #expect(rule.usesHTTPOnlyFields)
+    }
+
+    @Test func badValuesAreErrorsAtTheirLines() {
+        let result = load(Self.policy("bad", """
+              rules:
+              - from:
+                - source: {ipBlocks: [10.0.0.0/33, 300.1.1.1, "1.2.3.4/x"], principals: ["spiffe://cluster.local/ns/a/sa/b"]}
+                to:
+                - operation: {ports: ["http"], paths: ["/api/{*}/x", "/a*b"]}
+                when:
+                - {key: "request.header[x]", values: [a]}
+                - {key: source.ip}
+                - {key: "request.auth.claims[]", values: [a]}
+            """))
+        #expect(result.configuration == nil)
+        let lines = result.lines
+        for expected in [
+            "conf/test.yaml:7: error: AuthorizationPolicy/bad.spec.rules[0].from[0].source.ipBlocks[0]: '10.0.0.0/33' is not an IP address or CIDR block",
+            "conf/test.yaml:7: error: AuthorizationPolicy/bad.spec.rules[0].from[0].source.ipBlocks[1]: '300.1.1.1' is not",
+            "conf/test.yaml:7: error: AuthorizationPolicy/bad.spec.rules[0].from[0].source.ipBlocks[2]: '1.2.3.4/x' is not",
+            "conf/test.yaml:7: warning: AuthorizationPolicy/bad.spec.rules[0].from[0].source.principals[0]: principals are written without the spiffe:// scheme",
+            "conf/test.yaml:9: error: AuthorizationPolicy/bad.spec.rules[0].to[0].operation.ports[0]: 'http' is not a port",
+            "conf/test.yaml:9: error: AuthorizationPolicy/bad.spec.rules[0].to[0].operation.paths[0]: path templates",
+            "conf/test.yaml:9: error: AuthorizationPolicy/bad.spec.rules[0].to[0].operation.paths[1]: '*' matches only",
+            "conf/test.yaml:11: error: AuthorizationPolicy/bad.spec.rules[0].when[0].key: unknown condition key 'request.header[x]'",
+            "conf/test.yaml:12: error: AuthorizationPolicy/bad.spec.rules[0].when[1]: a condition needs values or notValues",
+            "conf/test.yaml:13: error: AuthorizationPolicy/bad.spec.rules[0].when[2].key: expected request.auth.claims[NAME]",
+        ] {
+            #expect(lines.contains { $0.hasPrefix(expected) }, "missing \(expected) in \(lines)")
+        }
+    }
+
+    @Test func customIsRefusedAndAProviderNeedsCustom() {
+        let custom = load(Self.policy("ext", "  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n"))
+        #expect(custom.configuration == nil)
+        #expect(custom.find(.error, "conf/test.yaml:5:", "CUSTOM", "not supported yet").count == 1, "\(custom.lines)")
+        let stray = load(Self.policy("p", "  action: ALLOW\n  provider: {name: x}\n"))
+        #expect(stray.find(.error, "conf/test.yaml:6:", "provider is only for action CUSTOM").count == 1, "\(stray.lines)")
+    }
+
+    @Test func dryRunIsReadFromTheAnnotation() throws {
+        let result = load(Self.policy("shadow", "  action: DENY\n  rules: [{}]\n", annotations: "istio.io/dry-run: \"true\""))
+        #expect(result.errors.isEmpty, "\(result.lines)")
+        #expect(try #require(result.configuration?.authorizationPolicies.first).dryRun)
+    }
+
+    /// Mesh-wide from the root namespace, namespace-wide, by selector, by targetRef.
+    @Test func scopeFollowsNamespaceSelectorAndTargetRef() throws {
+        let result = load([
+            ("conf/mesh.yaml", Self.policy("mesh", "  {}\n")),
+            ("conf/ns.yaml", Self.policy("ns", namespace: "other", "  {}\n")),
+            ("conf/gw.yaml", Self.policy("gw", "  selector: {matchLabels: {istio: ingressgateway}}\n")),
+            ("conf/app.yaml", Self.policy("app", "  selector: {matchLabels: {app: ratings}}\n")),
+            ("conf/ref.yaml", Self.policy("ref", "  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: istio-ingressgateway}]\n")),
+        ])
+        #expect(result.errors.isEmpty, "\(result.lines)")
+        let config = try #require(result.configuration)
+        #expect(config.localAuthorizationPolicies.map(\.meta.name) == ["mesh", "gw", "ref"])
+    }
+}
+
+/// CIDR blocks and addresses, as policies read them.
+@Suite struct CIDRTests {
+    @Test func blocksContainTheirAddresses() throws {
+        let block = try #require(CIDR("127.0.1.7/24"))
+        #expect(block.description == "127.0.1.0/24")
+        #expect(block.contains([127, 0, 1, 200]))
+        #expect(!block.contains([127, 0, 2, 1]))
+        let v6 = try #require(CIDR("2001:db8::/32"))
+        #expect(v6.contains(try #require(IPAddressParser.bytes("2001:db8:1::5"))))
+        #expect(!v6.contains([127, 0, 1, 1]))
+        #expect(try #require(CIDR("::ffff:1.2.3.4")).prefixLength == 128)
+        #expect(CIDR("0.0.0.0/0")?.contains([8, 8, 8, 8]) == true)
+        for bad in ["1.2.3", "1.2.3.4/", "::1::2", "1.2.3.4/-1", "fe80::1/129", "01234::", ""] {
+            #expect(CIDR(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite struct AuthorizationChecksTests {
+    @Test func aPolicyForAnotherWorkloadIsNamedAndHTTPFieldsOnATCPPortAreWarned() {
+        let gateway = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw, namespace: istio-system}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - port: {number: 31400, name: tcp, protocol: TCP}
+                hosts: ["*"]
+            """
+        let result = load([
+            ("conf/gw.yaml", gateway),
+            ("conf/a.yaml", AuthorizationPolicyTests.policy("ratings", namespace: "default", "  selector: {matchLabels: {app: ratings}}\n")),
+            ("conf/b.yaml", AuthorizationPolicyTests.policy("get-only", "  rules: [{to: [{operation: {methods: [GET]}}]}]\n")),
+        ])
+        #expect(result.find(.info, "conf/a.yaml:1:", "AuthorizationPolicy/ratings", "selects nothing this instance runs").count == 1, "\(result.lines)")
+        #expect(result.find(.warning, "conf/b.yaml:1:", "spec.rules[0]", "TCP port(s) 31400", "never matches there").count == 1, "\(result.lines)")
+    }
+}
