@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [[ ${1:-} == --test ]] && ! python3 -c "import pytest, h2, grpc" 2>/dev/null; then
-    echo "install-deps: installing pytest, h2, grpcio"
-    python3 -m pip install -q pytest h2 grpcio
+if [[ ${1:-} == --test ]] && ! python3 -c "import pytest, h2, grpc, jwt, cryptography" 2>/dev/null; then
+    echo "install-deps: installing pytest, h2, grpcio, PyJWT, cryptography"
+    python3 -m pip install -q pytest h2 grpcio "pyjwt[crypto]"
 fi

@@ -106,6 +106,8 @@ extension GatewayRuntime {
             var renewAt: Int?
         }
         var role: String
+        /// Every RequestAuthentication `jwksUri`: keys held, last good fetch, last error.
+        var jwks: [JWKSStatus]
     }
 
     func statusDocument() -> StatusDocument {
@@ -137,7 +139,8 @@ extension GatewayRuntime {
                     notValidAfter: material.notValidAfter, renewAt: state.renewAt.map { Int($0.timeIntervalSince1970) }
                 )
             },
-            role: self.role.rawValue
+            role: self.role.rawValue,
+            jwks: JWKSRegistry.shared.status()
         )
     }
 

@@ -140,3 +140,46 @@ import Testing
         #expect(result.find(.warning, "conf/b.yaml:1:", "spec.rules[0]", "TCP port(s) 31400", "never matches there").count == 1, "\(result.lines)")
     }
 }
+
+/// RequestAuthentication decoding.
+@Suite struct RequestAuthenticationTests {
+    static func resource(_ spec: String) -> String {
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: istio-system}\nspec:\n\(spec)"
+    }
+
+    @Test func everyFieldIsDecodedWithIstiosDefaults() throws {
+        let result = load(Self.resource("""
+              selector: {matchLabels: {istio: ingressgateway}}
+              jwtRules:
+              - {issuer: a, audiences: [b], jwksUri: "https://a/jwks", fromHeaders: [{name: X-Token, prefix: "Bearer "}], fromParams: [t], fromCookies: [c], outputPayloadToHeader: X-Payload, forwardOriginalToken: true, outputClaimToHeaders: [{header: x-sub, claim: sub}], timeout: 2s}
+              - {issuer: d, jwks: "{\\"keys\\": []}"}
+            """))
+        #expect(result.errors.isEmpty, "\(result.lines)")
+        let rules = try #require(result.configuration?.requestAuthentications.first?.jwtRules)
+        #expect(rules[0].fromHeaders == [JWTRule.HeaderLocation(name: "x-token", prefix: "Bearer ")])
+        #expect(rules[0].effectiveParams == ["t"] && rules[0].fromCookies == ["c"])
+        #expect(rules[0].outputPayloadToHeader == "x-payload" && rules[0].forwardOriginalToken && rules[0].timeout == .seconds(2))
+        #expect(rules[1].effectiveHeaders == [JWTRule.HeaderLocation(name: "authorization", prefix: "Bearer ")])
+        #expect(rules[1].effectiveParams == ["access_token"])
+    }
+
+    @Test func badRulesAreErrorsAtTheirLines() {
+        let result = load(Self.resource("""
+              jwtRules:
+              - {issuer: a}
+              - {issuer: b, jwks: "{}", jwksUri: "file:///k"}
+              - {issuer: c, jwksUri: "ftp://k"}
+              - {issuer: d, jwks: "{}", fromHeaders: [{name: "bad header"}]}
+              - {issuer: d, jwks: "{}"}
+            """))
+        for expected in [
+            "conf/test.yaml:6: error: RequestAuthentication/jwt.spec.jwtRules[0]: jwks or jwksUri is required",
+            "conf/test.yaml:7: error: RequestAuthentication/jwt.spec.jwtRules[1]: set either jwks or jwksUri, not both",
+            "conf/test.yaml:8: error: RequestAuthentication/jwt.spec.jwtRules[2].jwksUri: jwksUri must be an http://, https:// or file:// URI",
+            "conf/test.yaml:9: error: RequestAuthentication/jwt.spec.jwtRules[3].fromHeaders[0].name: 'bad header' is not a valid header name",
+            "conf/test.yaml:10: error: RequestAuthentication/jwt.spec.jwtRules[4].issuer: issuer d is already configured at line 9",
+        ] {
+            #expect(result.lines.contains { $0.hasPrefix(expected) }, "missing \(expected) in \(result.lines)")
+        }
+    }
+}

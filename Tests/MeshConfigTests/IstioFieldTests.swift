@@ -236,19 +236,11 @@ import Testing
     }
 }
 
-/// Kinds Meshgate skips (Sidecar, RequestAuthentication) still have their field
+/// Kinds Meshgate skips (Sidecar) still have their field
 /// names checked: every Istio field passes, a typo is an error with a suggestion.
 @Suite struct SkippedKindFieldTests {
     @Test func everyFieldOfASkippedKindPassesAndATypoIsAnError() {
         let result = load("""
-            apiVersion: security.istio.io/v1
-            kind: RequestAuthentication
-            metadata: {name: all}
-            spec:
-              selector: {matchLabels: {app: a}}
-              jwtRules:
-              - {issuer: a, audiences: [b], jwksUri: https://a/jwks, jwks: "{}", fromHeaders: [{name: x, prefix: "Bearer "}], fromParams: [t], fromCookies: [c], outputPayloadToHeader: p, forwardOriginalToken: true, outputClaimToHeaders: [{header: h, claim: c}], timeout: 5s, spaceDelimitedClaims: [scope]}
-            ---
             apiVersion: networking.istio.io/v1
             kind: Sidecar
             metadata: {name: all}
@@ -270,9 +262,9 @@ import Testing
                 - source: {principal: [a]}
             """)
         #expect(result.errors.map(\.description) == [
-            "conf/test.yaml:27: error: AuthorizationPolicy/typo.spec.rules[0].from[0].source.principal: unknown field 'principal' (did you mean 'principals'?)"
+            "conf/test.yaml:19: error: AuthorizationPolicy/typo.spec.rules[0].from[0].source.principal: unknown field 'principal' (did you mean 'principals'?)"
         ])
-        // Two kinds skipped, and the policy (namespace default) selects nothing this gateway runs.
-        #expect(result.infos.count == 3)
+        // Sidecar skipped, and the policy (namespace default) selects nothing this gateway runs.
+        #expect(result.infos.count == 2)
     }
 }

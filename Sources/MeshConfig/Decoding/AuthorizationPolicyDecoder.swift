@@ -56,7 +56,7 @@ enum AuthorizationPolicyDecoder {
     }
 
     /// `targetRef` / `targetRefs` entries of kind `Gateway`: the gateways (by name) the policy attaches to.
-    private static func targetGateways(_ spec: MapReader) -> [String] {
+    static func targetGateways(_ spec: MapReader) -> [String] {
         var references = spec.map("targetRef", Self.targetRef).map { [$0] } ?? []
         references += spec.maps("targetRefs", Self.targetRef) ?? []
         return references.compactMap { reference in

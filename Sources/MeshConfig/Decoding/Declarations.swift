@@ -104,4 +104,5 @@ struct Declarations {
     var telemetry: [TelemetryPolicy] = []
     var peerAuthentications: [PeerAuthentication] = []
     var authorizationPolicies: [AuthorizationPolicy] = []
+    var requestAuthentications: [RequestAuthentication] = []
 }

@@ -2,8 +2,6 @@
 enum PeerAuthenticationDecoder {
     static let group = "security.istio.io"
     static let versions = ["v1beta1", "v1"]
-    /// Security kinds Meshgate does not enforce yet: skipped with an info line.
-    static let skippedKinds: Set = ["RequestAuthentication"]
 
     static let spec = Schema(["selector", "mtls", "portLevelMtls"])
     static let selector = Schema(["matchLabels"])

@@ -1,4 +1,4 @@
-/// Kinds Meshgate does not run yet (Sidecar, RequestAuthentication) are still
+/// Kinds Meshgate does not run yet (Sidecar) are still
 /// read for their field names, per Istio's API (istio/api as of Istio 1.28): a misspelt field is an
 /// error with a suggestion, as in every other kind, and the resource is then skipped with one info
 /// line. Values are not checked beyond their shape (map or list).
@@ -31,17 +31,6 @@ enum SkippedKindSchemas {
     static let portSelector = FieldShape.map(["number": .value])
     static let port = FieldShape.map(["number": .value, "protocol": .value, "name": .value, "targetPort": .value])
 
-    static let requestAuthentication = FieldShape.map([
-        "selector": selector, "targetRef": policyTargetReference, "targetRefs": .list(policyTargetReference),
-        "jwtRules": .list(.map([
-            "issuer": .value, "audiences": .value, "jwksUri": .value, "jwks": .value,
-            "fromHeaders": .list(.map(["name": .value, "prefix": .value])), "fromParams": .value, "fromCookies": .value,
-            "outputPayloadToHeader": .value, "forwardOriginalToken": .value,
-            "outputClaimToHeaders": .list(.map(["header": .value, "claim": .value])),
-            "timeout": .value, "spaceDelimitedClaims": .value,
-        ])),
-    ])
-
     static let serverTLS = FieldShape.map(Dictionary(uniqueKeysWithValues: ServerTLSDecoder.schema.fields.union(ServerTLSDecoder.schema.unsupported).map {
         ($0, $0 == "tlsCertificates" ? FieldShape.list(.map(["serverCertificate": .value, "privateKey": .value, "caCertificates": .value])) : .value)
     }))
@@ -65,7 +54,6 @@ enum SkippedKindSchemas {
     static func spec(of kind: String) -> FieldShape? {
         switch kind {
         case "Sidecar": return self.sidecar
-        case "RequestAuthentication": return self.requestAuthentication
         default: return nil
         }
     }

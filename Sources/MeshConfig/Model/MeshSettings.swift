@@ -124,6 +124,10 @@ public struct MeshSettings: Sendable, Hashable {
     /// default, as Istio) it is the connection's peer and a client's header is not believed.
     public var numTrustedProxies: Int = 0
 
+    /// How often a RequestAuthentication `jwksUri` is fetched again (Istio's
+    /// `PILOT_JWT_PUB_KEY_REFRESH_INTERVAL`, 20 minutes). A failed fetch keeps the last keys.
+    public var jwksRefreshInterval: Duration = .seconds(20 * 60)
+
     /// The meshgate.yaml these settings came from (for diagnostics); nil for defaults.
     public var sourceFile: String? = nil
 

@@ -16,6 +16,8 @@ public struct MeshConfiguration: Sendable {
     public var peerAuthentications: [PeerAuthentication] = []
     /// Every `AuthorizationPolicy`; ``localAuthorizationPolicies`` are this instance's.
     public var authorizationPolicies: [AuthorizationPolicy] = []
+    /// Every `RequestAuthentication`; ``localRequestAuthentications`` are this instance's.
+    public var requestAuthentications: [RequestAuthentication] = []
 
     public init(
         settings: MeshSettings = MeshSettings(),

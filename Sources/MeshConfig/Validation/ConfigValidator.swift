@@ -28,6 +28,7 @@ enum ConfigValidator {
         )
         configuration.peerAuthentications = declarations.peerAuthentications
         configuration.authorizationPolicies = declarations.authorizationPolicies
+        configuration.requestAuthentications = declarations.requestAuthentications
         return configuration
     }
 }

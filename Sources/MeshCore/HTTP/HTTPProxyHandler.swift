@@ -403,17 +403,41 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             summary: summary, snapshot: snapshot, httpsRedirectHosts: plan.httpsRedirectHosts,
             connection: snapshot.authorization == nil ? nil : self.connectionFacts
         )
-        if case .reply(let reply) = HTTPFilterChain.requestHeaders(request, exchange, self.environment) {
+        self.requestHeaders(request, plan: plan, upstreamHeaders: upstreamHeaders, from: 0)
+    }
+
+    /// The request-headers phase from filter `start` on: a filter may answer, or hold the request
+    /// while its check runs off the loop (a new JWT) and resume after it; then the route is picked.
+    func requestHeaders(_ request: FilterRequest, plan: ListenerPlan, upstreamHeaders: HTTPHeaders, from start: Int) {
+        guard let exchange = self.exchange else { return }
+        let (verdict, next) = HTTPFilterChain.requestHeaders(from: start, request, exchange, self.environment)
+        switch verdict {
+        case .continue:
+            guard let route = (self.environment.inbound?.routes ?? plan.http).route(request.routing) else {
+                self.environment.log.debug("http :\(self.environment.port): no route for \(request.routing.authority)\(request.routing.path) (NR)")
+                self.sendLocalReply(.noRoute)
+                return
+            }
+            exchange.record.routeName = route.name
+            self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: 0)
+        case .reply(let reply):
             self.sendLocalReply(reply)
-            return
+        case .delay(_, let then):
+            // (No request-headers filter delays; a delay here would answer at once.)
+            self.sendLocalReply(then ?? .noRoute)
+        case .suspend(let work):
+            guard let eventLoop = self.context?.eventLoop else { return }
+            exchange.upstream = .waiting
+            work(eventLoop) { verdict in
+                guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
+                exchange.upstream = .none
+                switch verdict {
+                case .continue: self.requestHeaders(request, plan: plan, upstreamHeaders: upstreamHeaders, from: next)
+                case .reply(let reply): self.sendLocalReply(reply)
+                case .delay, .suspend: self.sendLocalReply(.noRoute)
+                }
+            }
         }
-        guard let route = (self.environment.inbound?.routes ?? plan.http).route(request.routing) else {
-            self.environment.log.debug("http :\(self.environment.port): no route for \(request.routing.authority)\(request.routing.path) (NR)")
-            self.sendLocalReply(.noRoute)
-            return
-        }
-        exchange.record.routeName = route.name
-        self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: 0)
     }
 
     /// The route-selected phase from filter `start` on: a filter may answer, or hold the request (an
@@ -426,6 +450,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.route(route, request, upstreamHeaders: upstreamHeaders)
         case .reply(let reply):
             self.sendLocalReply(reply)
+        case .suspend:
+            // (No route-selected filter suspends.)
+            self.sendLocalReply(.noRoute)
         case .delay(let delay, let then):
             guard let eventLoop = self.context?.eventLoop else { return }
             exchange.upstream = .waiting

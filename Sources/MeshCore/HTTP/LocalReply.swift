@@ -20,6 +20,8 @@ public struct LocalReply: Sendable, Equatable {
     public var grpcMessage: String? = nil
     /// `x-envoy-overloaded: true` (a circuit breaker's refusal).
     public var overloaded = false
+    /// `www-authenticate` (a refused token).
+    public var authenticate: String? = nil
 
     public init(status: HTTPResponseStatus, flags: String, details: String, bytes: [UInt8], location: String? = nil, rejected: String? = nil) {
         self.status = status
@@ -131,6 +133,13 @@ public struct LocalReply: Sendable, Equatable {
 
     /// A request on a TLS connection for a host the connection's certificate (SNI server) does not
     /// serve: RFC 9110 §15.5.20 says 421, so the browser opens a new connection (Istio answers 404).
+    /// RequestAuthentication refused the request's token (Envoy's jwt_authn): 401 with the reason.
+    static func jwtRejected(_ failure: JWTFailure) -> LocalReply {
+        var reply = LocalReply(status: .unauthorized, flags: "-", details: failure.details, body: failure.message)
+        reply.authenticate = "Bearer realm=\"meshgate\", error=\"invalid_token\""
+        return reply
+    }
+
     /// An AuthorizationPolicy refused the request (Envoy's RBAC filter): 403 and its body.
     static func accessDenied(details: String) -> LocalReply {
         LocalReply(status: .forbidden, flags: "RBAC", details: details, body: "RBAC: access denied")
@@ -171,6 +180,9 @@ public struct LocalReply: Sendable, Equatable {
         headers.add(name: "server", value: "meshgate")
         if let location = self.location {
             headers.add(name: "location", value: location)
+        }
+        if let authenticate = self.authenticate {
+            headers.add(name: "www-authenticate", value: authenticate)
         }
         if self.overloaded {
             headers.add(name: "x-envoy-overloaded", value: "true")

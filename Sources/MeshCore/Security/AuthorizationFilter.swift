@@ -10,7 +10,7 @@ struct AuthorizationFilter: HTTPFilter {
         guard let engine = request.snapshot.authorization, let connection = request.connection,
               environment.enforcesAuthorization(request.snapshot)
         else { return .continue }
-        let facts = Self.facts(request, connection)
+        let facts = Self.facts(request, connection, auth: exchange.jwt?.auth)
         let audit = AuthorizationAudit(log: environment.log, metrics: environment.metrics, where: "http :\(environment.port)")
         audit.report(engine, facts, describe: { "\(request.head.method.rawValue) \(request.routing.authority)\(request.routing.path)" })
         let verdict = engine.evaluate(facts)
@@ -19,7 +19,7 @@ struct AuthorizationFilter: HTTPFilter {
         return .reply(.accessDenied(details: verdict.details))
     }
 
-    static func facts(_ request: FilterRequest, _ connection: ConnectionFacts) -> AuthorizationFacts {
+    static func facts(_ request: FilterRequest, _ connection: ConnectionFacts, auth: RequestAuth?) -> AuthorizationFacts {
         let routing = request.routing
         let remote = RemoteAddress.resolve(
             peer: connection.sourceIP, forwardedFor: request.head.headers["x-forwarded-for"],
@@ -31,7 +31,7 @@ struct AuthorizationFilter: HTTPFilter {
             request: AuthorizationFacts.Request(
                 host: routing.host, authority: routing.authority, method: routing.method, path: routing.path, headers: routing.headers
             ),
-            auth: request.auth
+            auth: auth
         )
     }
 }

@@ -25,10 +25,13 @@ extension SnapshotCompiler {
             listeners[port] = compiler.outboundTCP(port: port, service: service)
         }
         listeners[settings.inboundPort] = compiler.inbound()
+        let (authentication, problems) = RequestAuthenticator.compile(config, log: nil)
+        compiler.diagnostics += problems
         guard !compiler.diagnostics.hasErrors else { throw CompileError(diagnostics: compiler.diagnostics) }
         return Snapshot(
             generation: generation, settings: settings, listeners: listeners, clusters: compiler.clusters,
-            telemetry: telemetry, role: .sidecar, authorizationPolicies: config.localAuthorizationPolicies
+            telemetry: telemetry, role: .sidecar, authorizationPolicies: config.localAuthorizationPolicies,
+            authentication: authentication
         )
     }
 

@@ -23,6 +23,8 @@ public final class Snapshot: Sendable, AtomicReference {
     public let role: MeshRole
     /// This instance's AuthorizationPolicies, compiled; nil when none applies (nothing is checked).
     let authorization: AuthorizationEngine?
+    /// This instance's RequestAuthentication rules; nil when none applies.
+    let authentication: RequestAuthenticator?
 
     public init(
         generation: Int,
@@ -31,9 +33,11 @@ public final class Snapshot: Sendable, AtomicReference {
         clusters: [String: Cluster],
         telemetry: SnapshotTelemetry = SnapshotTelemetry(),
         role: MeshRole = .gateway,
-        authorizationPolicies: [AuthorizationPolicy] = []
+        authorizationPolicies: [AuthorizationPolicy] = [],
+        authentication: RequestAuthenticator? = nil
     ) {
         self.role = role
+        self.authentication = authentication
         let authorization = AuthorizationEngine(authorizationPolicies)
         self.authorization = authorization.isEmpty ? nil : authorization
         self.generation = generation

@@ -36,6 +36,8 @@ public struct SnapshotCompiler {
     ) throws(CompileError) -> Snapshot {
         var compiler = SnapshotCompiler(config: config)
         let listeners = compiler.compileListeners()
+        let (authentication, problems) = RequestAuthenticator.compile(config, log: nil)
+        compiler.diagnostics += problems
         guard !compiler.diagnostics.hasErrors else { throw CompileError(diagnostics: compiler.diagnostics) }
         return Snapshot(
             generation: generation,
@@ -43,7 +45,8 @@ public struct SnapshotCompiler {
             listeners: listeners,
             clusters: compiler.clusters,
             telemetry: telemetry,
-            authorizationPolicies: config.localAuthorizationPolicies
+            authorizationPolicies: config.localAuthorizationPolicies,
+            authentication: authentication
         )
     }
 

@@ -66,6 +66,8 @@ final class HTTPExchange {
     var setCookie: String?
     /// An injected delay held the request (flag `DI`).
     var delayInjected = false
+    /// The request's verified JWT (RequestAuthentication), for the policies and the upstream headers.
+    var jwt: VerifiedJWT?
 
     // MARK: Router
 

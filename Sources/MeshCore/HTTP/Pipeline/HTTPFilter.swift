@@ -21,8 +21,6 @@ struct FilterRequest {
     let peerMetadataID: String?
     /// Who is on the other end, for AuthorizationPolicy (nil when no policy applies).
     let connection: ConnectionFacts?
-    /// The verified JWT (RequestAuthentication); nil when the request carried none.
-    var auth: RequestAuth? = nil
 
     init(
         head: HTTPRequestHead, target: String, routing: RouteRequest, summary: HopByHop.RequestSummary, snapshot: Snapshot,
@@ -60,6 +58,9 @@ enum FilterVerdict {
     case reply(LocalReply)
     /// Hold the request this long, then answer `then` or, when nil, go on with the chain.
     case delay(TimeAmount, then: LocalReply?)
+    /// Hold the request while the work this starts decides (a JWT seen for the first time): it is
+    /// called on the request's event loop and calls `resume` there, once, with the filter's verdict.
+    case suspend((EventLoop, _ resume: @escaping (FilterVerdict) -> Void) -> Void)
 }
 
 /// A step of the HTTP request path (Envoy's HTTP filters, pingora's phases): synchronous, on the
@@ -115,20 +116,32 @@ extension FilterVerdict {
 
 /// The filters every HTTP listener runs, in order (the router follows the last):
 ///
-///     MisdirectedRequest → HTTPSRedirect → Authorization → CORS → RouteReply → Fault
-///       → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
+///     MisdirectedRequest → HTTPSRedirect → JWT → Authorization → CORS → RouteReply → Fault
+///       → JWT (output headers) → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
 ///
 /// Each phase calls, in that order, the filters that act in it (a phase's no-op filters are not
 /// called at all); responses see them in reverse. Concrete types, called directly: the chain costs
 /// a route without policies a few inlined checks, not a walk over existentials (measured:
 /// `benchmarks/RESULTS.md`).
 enum HTTPFilterChain {
-    static func requestHeaders(_ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment) -> FilterVerdict {
-        let misdirected = MisdirectedRequestFilter().requestHeaders(request, exchange, environment)
-        guard misdirected.isContinue else { return misdirected }
-        let redirect = HTTPSRedirectFilter().requestHeaders(request, exchange, environment)
-        guard redirect.isContinue else { return redirect }
-        return AuthorizationFilter().requestHeaders(request, exchange, environment)
+    /// The request-headers phase from stage `start` on: the first verdict that is not `continue`
+    /// and the stage to resume at after it (a suspended JWT check resumes there).
+    static func requestHeaders(
+        from start: Int, _ request: FilterRequest, _ exchange: HTTPExchange, _ environment: HTTPProxyEnvironment
+    ) -> (verdict: FilterVerdict, next: Int) {
+        var stage = start
+        while stage < 4 {
+            let verdict: FilterVerdict
+            switch stage {
+            case 0: verdict = MisdirectedRequestFilter().requestHeaders(request, exchange, environment)
+            case 1: verdict = HTTPSRedirectFilter().requestHeaders(request, exchange, environment)
+            case 2: verdict = JWTFilter().requestHeaders(request, exchange, environment)
+            default: verdict = AuthorizationFilter().requestHeaders(request, exchange, environment)
+            }
+            stage += 1
+            if !verdict.isContinue { return (verdict, stage) }
+        }
+        return (.continue, stage)
     }
 
     /// The route-selected phase from stage `start` on: the first verdict that is not `continue`
@@ -154,6 +167,7 @@ enum HTTPFilterChain {
         _ upstream: inout UpstreamRequest, _ route: CompiledHTTPRoute, _ request: FilterRequest, _ exchange: HTTPExchange,
         _ environment: HTTPProxyEnvironment
     ) {
+        JWTFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         TracingFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         PeerMetadataFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         ForwardedClientCertFilter().upstreamRequest(&upstream, route, request, exchange, environment)
