@@ -72,10 +72,26 @@ import Testing
         }
     }
 
-    @Test func customIsRefusedAndAProviderNeedsCustom() {
+    @Test func customNeedsADeclaredProviderAndAProviderNeedsCustom() throws {
         let custom = load(Self.policy("ext", "  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n"))
         #expect(custom.configuration == nil)
-        #expect(custom.find(.error, "conf/test.yaml:5:", "CUSTOM", "not supported yet").count == 1, "\(custom.lines)")
+        #expect(custom.find(.error, "conf/test.yaml:1:", "provider ext-authz is not an extensionProviders entry", "none is declared").count == 1, "\(custom.lines)")
+        let declared = load([
+            ("conf/meshgate.yaml", """
+                extensionProviders:
+                - name: ext-authz
+                  envoyExtAuthzHttp: {service: ext-authz.foo.svc.cluster.local, port: 8000, timeout: 1s, pathPrefix: /check, statusOnError: "503", includeRequestHeadersInCheck: [X-Ext-Authz], headersToUpstreamOnAllow: [x-ext-authz-check-result], includeRequestBodyInCheck: {maxRequestBytes: 10}}
+                - name: grpc
+                  envoyExtAuthzGrpc: {service: g, port: 9000}
+                """),
+            ("conf/p.yaml", Self.policy("ext", "  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n")),
+        ])
+        #expect(declared.errors.isEmpty, "\(declared.lines)")
+        #expect(declared.find(.warning, "includeRequestBodyInCheck", "not supported yet").count == 1, "\(declared.lines)")
+        #expect(declared.find(.warning, "envoyExtAuthzGrpc", "not supported yet").count == 1, "\(declared.lines)")
+        let provider = try #require(declared.configuration?.settings.extensionProviders.first)
+        #expect(provider.extAuthzHTTP.timeout == .seconds(1) && provider.extAuthzHTTP.statusOnError == 503)
+        #expect(provider.extAuthzHTTP.includeRequestHeadersInCheck == ["x-ext-authz"])
         let stray = load(Self.policy("p", "  action: ALLOW\n  provider: {name: x}\n"))
         #expect(stray.find(.error, "conf/test.yaml:6:", "provider is only for action CUSTOM").count == 1, "\(stray.lines)")
     }

@@ -204,3 +204,94 @@ def test_validate_names_bad_policies_at_their_lines(mesh: Mesh, tmp_path: Path):
     assert "authz.yaml:6: error: AuthorizationPolicy/bad.spec.rules[0].from[0].source.ipBlocks[0]: '10.0.0.0/33' is not an IP address" in out, out
     assert "authz.yaml:6: warning: AuthorizationPolicy/bad.spec.rules[0].from[0].source.principals[0]: principals are written without the spiffe:// scheme" in out, out
     assert "authz.yaml:7: error: AuthorizationPolicy/bad.spec.rules[0].when[0].key: unknown condition key 'request.header'" in out, out
+
+
+class ExtAuthzServer:
+    """Istio's sample ext-authz, HTTP flavour: allows a request carrying `x-ext-authz: allow`, denies
+    the others with 403 and its own body; says which in `x-ext-authz-check-result`."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.checks: list[tuple[str, str, dict]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle_one(self):
+                server.checks.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                allowed = self.headers.get("x-ext-authz") == "allow"
+                body = b"" if allowed else b"denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+                self.send_response(200 if allowed else 403)
+                self.send_header("x-ext-authz-check-result", "allowed" if allowed else "denied")
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = handle_one
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_custom_policy_asks_the_external_authorizer(mesh: Mesh):
+    authorizer = ExtAuthzServer()
+    try:
+        app = mesh.http_app("productpage", "v1")
+        port = free_port()
+        routes = resource_yaml(
+            "VirtualService", "bookinfo",
+            "  hosts: [\"*\"]\n  gateways: [gw]\n  http:\n  - route: [{destination: {host: productpage, port: {number: 9080}}}]\n",
+        )
+        services = documents(
+            service_yaml("productpage", 9080),
+            resource_yaml("WorkloadEntry", "productpage-v1", f"  address: {app.host}\n  ports: {{http: {app.port}}}\n  labels: {{app: productpage}}\n"),
+        )
+        custom = policy_yaml(
+            "ext-authz", "  action: CUSTOM\n  provider: {name: sample-ext-authz-http}\n  rules:\n  - to: [{operation: {paths: [\"/headers\"]}}]",
+        )
+        provider = (
+            "\nextensionProviders:\n- name: sample-ext-authz-http\n  envoyExtAuthzHttp:\n"
+            f"    service: 127.0.0.1\n    port: {authorizer.port}\n    timeout: 2s\n"
+            "    includeRequestHeadersInCheck: [x-ext-authz]\n    headersToUpstreamOnAllow: [x-ext-authz-check-result]\n"
+            "    headersToDownstreamOnDeny: [content-type, x-ext-authz-check-result]"
+        )
+        config = mesh.config_dir({"services.yaml": services, "gw.yaml": documents(gateway_yaml("gw", port, "HTTP"), routes), "authz.yaml": custom})
+        settings = config / "meshgate.yaml"
+        write_atomically(settings, settings.read_text() + provider + "\n")
+        gateway = mesh.gateway(config, {"http": port})
+
+        allowed = curl(gateway.url("/headers"), "-H", "x-ext-authz: allow")
+        assert allowed.status == 200, allowed.text
+        assert allowed.json()["headers"]["x-ext-authz-check-result"] == "allowed"
+        denied = curl(gateway.url("/headers"), "-H", "x-ext-authz: deny", "-H", "x-other: 1")
+        assert denied.status == 403
+        assert denied.text == "denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+        assert denied.headers["x-ext-authz-check-result"] == "denied"
+        assert denied.headers["x-meshgate-response-flags"] == "UAEX"
+        # Only paths the CUSTOM rule names are checked.
+        assert curl(gateway.url("/productpage")).status == 200
+        assert [path for _, path, _ in authorizer.checks] == ["/headers", "/headers"]
+        method, _, headers = authorizer.checks[1]
+        assert method == "GET" and headers["x-ext-authz"] == "deny" and "x-other" not in headers
+        assert app.requests() == ["GET /headers", "GET /productpage"]
+        # An authorizer that is gone: refused (statusOnError, 403), nothing upstream.
+        authorizer.close()
+        gone = curl(gateway.url("/headers"), "-H", "x-ext-authz: allow")
+        assert (gone.status, gone.headers["x-meshgate-details"]) == (403, "ext_authz_error")
+        assert app.requests() == ["GET /headers", "GET /productpage"]
+    finally:
+        try:
+            authorizer.close()
+        except Exception:
+            pass

@@ -29,11 +29,8 @@ enum AuthorizationPolicyDecoder {
         }
         let action = spec["action"]?.oneOf(Self.actions) ?? .allow
         let provider = spec.map("provider", Self.provider)?.required("name")?.string()
-        if action == .custom {
-            // Refused rather than skipped: a policy that should check requests must not let them all through.
-            spec["action"]?.error(
-                "action CUSTOM (an external authorizer) is not supported yet; Meshgate refuses the configuration rather than let unchecked requests through"
-            )
+        if action == .custom, provider == nil {
+            spec.field.error("a CUSTOM policy needs provider.name (an extensionProviders entry in meshgate.yaml)")
         } else if action != .custom, spec["provider"] != nil {
             spec["provider"]?.error("provider is only for action CUSTOM")
         }

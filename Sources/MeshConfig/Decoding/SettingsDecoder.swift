@@ -7,7 +7,7 @@ enum SettingsDecoder {
             "tcpIdleTimeout", "httpIdleTimeout", "workloadName", "metricsPort", "tcpReportingDuration", "accessLogFile",
             "accessLogEncoding", "tracing", "trustDomain", "rootNamespace", "serviceAccount", "caDir", "certDir", "certTTL",
             "workload", "inboundPort", "outboundPort", "appPorts", "outboundTCP", "requestHeadersTimeout", "locality",
-            "numTrustedProxies", "jwksRefreshInterval",
+            "numTrustedProxies", "jwksRefreshInterval", "extensionProviders",
         ],
         unknownSeverity: .warning
     )
@@ -36,6 +36,7 @@ enum SettingsDecoder {
         }
         if let address = map.string("bindAddress") { settings.bindAddress = address }
         if let count = map.int("numTrustedProxies", in: 0...64) { settings.numTrustedProxies = count }
+        settings.extensionProviders = ExtensionProviderDecoder.decode(map["extensionProviders"])
         if let field = map["jwksRefreshInterval"], let interval = field.duration() {
             if interval < .seconds(1) { field.error("the JWKS refresh interval must be at least 1s") } else { settings.jwksRefreshInterval = interval }
         }

@@ -128,6 +128,9 @@ public struct MeshSettings: Sendable, Hashable {
     /// `PILOT_JWT_PUB_KEY_REFRESH_INTERVAL`, 20 minutes). A failed fetch keeps the last keys.
     public var jwksRefreshInterval: Duration = .seconds(20 * 60)
 
+    /// External authorizers CUSTOM AuthorizationPolicies name (Istio's MeshConfig `extensionProviders`).
+    public var extensionProviders: [ExtensionProvider] = []
+
     /// The meshgate.yaml these settings came from (for diagnostics); nil for defaults.
     public var sourceFile: String? = nil
 

@@ -7,8 +7,17 @@ enum AuthorizationChecks {
         let tcpPorts = gateways
             .filter { gateway in gateway.selector.allSatisfy { settings.labels[$0.key] == $0.value } }
             .flatMap(\.servers).filter { !$0.protocol.isHTTP }.map(\.portNumber)
+        let declared = Set(settings.extensionProviders.map(\.name))
+        var customProvider: String?
         for policy in policies {
             let path = policy.meta.pathPrefix
+            if policy.action == .custom, let provider = policy.provider {
+                // Refused, not skipped: a policy that should check requests must not let them through unchecked.
+                if !declared.contains(provider) {
+                    let known = declared.isEmpty ? "none is declared" : "declared: \(declared.sorted().joined(separator: ", "))"
+                    sink.error(at: policy.meta.location, path: "\(path).spec.provider.name", "provider \(provider) is not an extensionProviders entry (envoyExtAuthzHttp) of meshgate.yaml; \(known)")
+                }
+            }
             guard policy.applies(toNamespace: settings.namespace, labels: settings.labels, name: settings.workloadName, rootNamespace: settings.rootNamespace) else {
                 let labels = settings.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
                 sink.info(
@@ -16,6 +25,13 @@ enum AuthorizationChecks {
                     "selects nothing this instance runs (namespace \(settings.namespace), labels \(labels), workload \(settings.workloadName)); not enforced here"
                 )
                 continue
+            }
+            if policy.action == .custom, let provider = policy.provider {
+                // Istio's rule: one workload, one external authorizer.
+                if let first = customProvider, first != provider {
+                    sink.error(at: policy.meta.location, path: "\(path).spec.provider.name", "this instance's CUSTOM policies already use provider \(first); one workload has one external authorizer")
+                }
+                customProvider = customProvider ?? provider
             }
             guard !tcpPorts.isEmpty else { continue }
             for (index, rule) in policy.rules.enumerated() where rule.usesHTTPOnlyFields {

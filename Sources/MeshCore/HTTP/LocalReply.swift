@@ -22,6 +22,8 @@ public struct LocalReply: Sendable, Equatable {
     public var overloaded = false
     /// `www-authenticate` (a refused token).
     public var authenticate: String? = nil
+    /// More headers (an external authorizer's on its refusal).
+    var extraHeaders = HTTPHeaders()
 
     public init(status: HTTPResponseStatus, flags: String, details: String, bytes: [UInt8], location: String? = nil, rejected: String? = nil) {
         self.status = status
@@ -180,6 +182,9 @@ public struct LocalReply: Sendable, Equatable {
         headers.add(name: "server", value: "meshgate")
         if let location = self.location {
             headers.add(name: "location", value: location)
+        }
+        for (name, value) in self.extraHeaders {
+            if name.lowercased() == "content-type" { headers.replaceOrAdd(name: name, value: value) } else { headers.add(name: name, value: value) }
         }
         if let authenticate = self.authenticate {
             headers.add(name: "www-authenticate", value: authenticate)

@@ -7,6 +7,7 @@ import MeshConfig
 /// request must match one of them; AUDIT policies only mark. Dry-run policies are evaluated the same
 /// way on the side, and their would-be verdict is logged and counted, never enforced.
 struct AuthorizationEngine: Sendable {
+    let custom: [CompiledPolicy]
     let deny: [CompiledPolicy]
     let allow: [CompiledPolicy]
     let audit: [CompiledPolicy]
@@ -15,6 +16,7 @@ struct AuthorizationEngine: Sendable {
 
     init(_ policies: [AuthorizationPolicy]) {
         let compiled = policies.sorted { ($0.meta.namespace, $0.meta.name) < ($1.meta.namespace, $1.meta.name) }.map(CompiledPolicy.init)
+        self.custom = compiled.filter { $0.action == .custom }
         self.deny = compiled.filter { $0.action == .deny && !$0.dryRun }
         self.allow = compiled.filter { $0.action == .allow && !$0.dryRun }
         self.audit = compiled.filter { $0.action == .audit }
@@ -23,11 +25,11 @@ struct AuthorizationEngine: Sendable {
     }
 
     var isEmpty: Bool {
-        self.deny.isEmpty && self.allow.isEmpty && self.audit.isEmpty && self.dryRunDeny.isEmpty && self.dryRunAllow.isEmpty
+        self.custom.isEmpty && self.deny.isEmpty && self.allow.isEmpty && self.audit.isEmpty && self.dryRunDeny.isEmpty && self.dryRunAllow.isEmpty
     }
 
     /// Every policy, for `/config_dump`.
-    var policies: [CompiledPolicy] { self.deny + self.allow + self.audit + self.dryRunDeny + self.dryRunAllow }
+    var policies: [CompiledPolicy] { self.custom + self.deny + self.allow + self.audit + self.dryRunDeny + self.dryRunAllow }
 
     /// The enforced verdict.
     func evaluate(_ facts: AuthorizationFacts) -> AuthorizationVerdict {
@@ -38,6 +40,14 @@ struct AuthorizationEngine: Sendable {
     func evaluateDryRun(_ facts: AuthorizationFacts) -> AuthorizationVerdict? {
         guard !self.dryRunDeny.isEmpty || !self.dryRunAllow.isEmpty else { return nil }
         return Self.verdict(deny: self.dryRunDeny, allow: self.dryRunAllow, facts)
+    }
+
+    /// The CUSTOM policy (and rule) that sends the request to the external authorizer; nil: none does.
+    func customMatch(_ facts: AuthorizationFacts) -> PolicyMatch? {
+        for policy in self.custom {
+            if let rule = policy.firstMatchingRule(facts) { return PolicyMatch(policy: policy, rule: rule) }
+        }
+        return nil
     }
 
     /// The AUDIT policies the request matches (with their rule).
@@ -332,7 +342,7 @@ public struct AuthorizationPolicySummary: Encodable, Sendable {
 }
 
 extension Snapshot {
-    /// The AuthorizationPolicies this instance enforces, in evaluation order (DENY, ALLOW, AUDIT,
+    /// The AuthorizationPolicies this instance enforces, in evaluation order (CUSTOM, DENY, ALLOW, AUDIT,
     /// then the dry-run ones): at a gateway on every listener, at a sidecar on its inbound one.
     public var authorizationSummary: [AuthorizationPolicySummary] {
         (self.authorization?.policies ?? []).map {

@@ -12,11 +12,43 @@ struct AuthorizationFilter: HTTPFilter {
         else { return .continue }
         let facts = Self.facts(request, connection, auth: exchange.jwt?.auth)
         let audit = AuthorizationAudit(log: environment.log, metrics: environment.metrics, where: "http :\(environment.port)")
-        audit.report(engine, facts, describe: { "\(request.head.method.rawValue) \(request.routing.authority)\(request.routing.path)" })
+        let described = "\(request.head.method.rawValue) \(request.routing.authority)\(request.routing.path)"
+        if let client = request.snapshot.extAuthz, let match = engine.customMatch(facts) {
+            // CUSTOM first: the external authorizer, while the request waits; then DENY and ALLOW.
+            let check = client.checkRequest(method: request.head.method, target: request.target, headers: request.head.headers)
+            return .suspend { eventLoop, resume in
+                client.check(check, on: eventLoop).assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success(.allow(let upstream)):
+                        exchange.extAuthzHeaders = upstream
+                        resume(Self.decide(engine, facts, audit, described))
+                    case .success(.deny(let reply)):
+                        audit.denied(policy: match, action: "CUSTOM", details: reply.details, describe: described)
+                        resume(.reply(reply))
+                    case .failure:
+                        resume(.reply(ExtAuthzClient.errorReply(client.config)))
+                    }
+                }
+            }
+        }
+        return Self.decide(engine, facts, audit, described)
+    }
+
+    /// DENY, then ALLOW (AUDIT and dry-run reported on the way).
+    static func decide(_ engine: AuthorizationEngine, _ facts: AuthorizationFacts, _ audit: AuthorizationAudit, _ described: String) -> FilterVerdict {
+        audit.report(engine, facts, describe: { described })
         let verdict = engine.evaluate(facts)
         guard !verdict.isAllowed else { return .continue }
-        audit.denied(verdict, describe: "\(request.head.method.rawValue) \(request.routing.authority)\(request.routing.path)")
+        audit.denied(verdict, describe: described)
         return .reply(.accessDenied(details: verdict.details))
+    }
+
+    /// What an external authorizer allowing the request asked to add to it.
+    func upstreamRequest(
+        _ upstream: inout UpstreamRequest, _ route: CompiledHTTPRoute, _ request: FilterRequest, _ exchange: HTTPExchange,
+        _ environment: HTTPProxyEnvironment
+    ) {
+        for (name, value) in exchange.extAuthzHeaders ?? [] { upstream.headers.replaceOrAdd(name: name, value: value) }
     }
 
     static func facts(_ request: FilterRequest, _ connection: ConnectionFacts, auth: RequestAuth?) -> AuthorizationFacts {
@@ -84,9 +116,14 @@ struct AuthorizationAudit {
     }
 
     func denied(_ verdict: AuthorizationVerdict, describe: String) {
-        let action: String
-        if case .denied(let match?) = verdict { action = match.policy.action.rawValue } else { action = "ALLOW" }
-        self.log.info("\(self.where): \(describe) denied by \(verdict.policyLabel) (\(verdict.details))")
-        self.metrics.addControl("meshgate_authz_denied_total{policy=\"\(verdict.policyLabel)\",action=\"\(action)\"}")
+        let match: PolicyMatch?
+        if case .denied(let found) = verdict { match = found } else { match = nil }
+        self.denied(policy: match, action: match?.policy.action.rawValue ?? "ALLOW", details: verdict.details, describe: describe)
+    }
+
+    func denied(policy match: PolicyMatch?, action: String, details: String, describe: String) {
+        let label = match.map { "\($0.policy.namespace)/\($0.policy.name)" } ?? "none"
+        self.log.info("\(self.where): \(describe) denied by \(label) (\(details))")
+        self.metrics.addControl("meshgate_authz_denied_total{policy=\"\(label)\",action=\"\(action)\"}")
     }
 }

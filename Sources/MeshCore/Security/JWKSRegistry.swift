@@ -4,7 +4,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 
 /// The JWKS of every `jwksUri` in use, fetched in the background (control plane: a task per URI),
 /// refreshed every `refresh`, shared across reloads. A failed fetch keeps the last good keys and
@@ -88,38 +87,17 @@ public final class JWKSRegistry: Sendable {
         }
         guard let url = URL(string: uri), let host = url.host, let scheme = url.scheme else { throw JWKSError("not a URI: \(uri)") }
         let tls = scheme == "https"
-        let port = url.port ?? (tls ? 443 : 80)
         var target = url.path.isEmpty ? "/" : url.path
         if let query = url.query { target += "?\(query)" }
-        let group = MultiThreadedEventLoopGroup.singleton
-        let eventLoop = group.next()
-        let promise = eventLoop.makePromise(of: String.self)
-        let timer = eventLoop.scheduleTask(in: TimeAmount(timeout)) { promise.fail(JWKSError("no answer within \(timeout)")) }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        let sslContext = tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
-        let connected = ClientBootstrap(group: eventLoop)
-            .connectTimeout(TimeAmount(timeout))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: host))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(JWKSResponseHandler(promise: promise, limit: Self.maxDocumentBytes))
-                }
-            }
-            .connect(host: host, port: port)
-        connected.whenFailure { promise.fail($0) }
-        connected.whenSuccess { channel in
-            var headers = HTTPHeaders()
-            headers.add(name: "host", value: url.port.map { "\(host):\($0)" } ?? host)
-            headers.add(name: "accept", value: "application/json")
-            headers.add(name: "connection", value: "close")
-            channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        }
-        return try await promise.futureResult.get()
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: url.port.map { "\(host):\($0)" } ?? host)
+        headers.add(name: "accept", value: "application/json")
+        let response = try await OneShotHTTPClient.send(
+            HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers), host: host, port: url.port ?? (tls ? 443 : 80),
+            tls: tls, timeout: TimeAmount(timeout), limit: Self.maxDocumentBytes, on: MultiThreadedEventLoopGroup.singleton.next()
+        ).get()
+        guard response.status == .ok else { throw JWKSError("answered \(response.status.code)") }
+        return String(decoding: response.body, as: UTF8.self)
     }
 }
 
@@ -133,45 +111,4 @@ public struct JWKSStatus: Encodable, Sendable {
     public var failures = 0
 
     init(uri: String) { self.uri = uri }
-}
-
-/// Collects one response body (200 only), refusing one over `limit` bytes.
-private final class JWKSResponseHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    let promise: EventLoopPromise<String>
-    let limit: Int
-    var status: HTTPResponseStatus = .ok
-    var body: [UInt8] = []
-
-    init(promise: EventLoopPromise<String>, limit: Int) {
-        self.promise = promise
-        self.limit = limit
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head): self.status = head.status
-        case .body(let buffer):
-            self.body += buffer.readableBytesView
-            if self.body.count > self.limit {
-                self.promise.fail(JWKSError("the document is over \(self.limit) bytes"))
-                context.close(promise: nil)
-            }
-        case .end:
-            if self.status == .ok {
-                self.promise.succeed(String(decoding: self.body, as: UTF8.self))
-            } else {
-                self.promise.fail(JWKSError("answered \(self.status.code)"))
-            }
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.promise.fail(JWKSError("the connection closed before the document was complete"))
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.promise.fail(error)
-        context.close(promise: nil)
-    }
 }

@@ -31,7 +31,7 @@ extension SnapshotCompiler {
         return Snapshot(
             generation: generation, settings: settings, listeners: listeners, clusters: compiler.clusters,
             telemetry: telemetry, role: .sidecar, authorizationPolicies: config.localAuthorizationPolicies,
-            authentication: authentication
+            authentication: authentication, extAuthz: ExtAuthzClient.forInstance(config)
         )
     }
 

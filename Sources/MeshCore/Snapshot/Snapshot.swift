@@ -25,6 +25,8 @@ public final class Snapshot: Sendable, AtomicReference {
     let authorization: AuthorizationEngine?
     /// This instance's RequestAuthentication rules; nil when none applies.
     let authentication: RequestAuthenticator?
+    /// The external authorizer this instance's CUSTOM policies name.
+    let extAuthz: ExtAuthzClient?
 
     public init(
         generation: Int,
@@ -34,8 +36,10 @@ public final class Snapshot: Sendable, AtomicReference {
         telemetry: SnapshotTelemetry = SnapshotTelemetry(),
         role: MeshRole = .gateway,
         authorizationPolicies: [AuthorizationPolicy] = [],
-        authentication: RequestAuthenticator? = nil
+        authentication: RequestAuthenticator? = nil,
+        extAuthz: ExtAuthzClient? = nil
     ) {
+        self.extAuthz = extAuthz
         self.role = role
         self.authentication = authentication
         let authorization = AuthorizationEngine(authorizationPolicies)

@@ -46,7 +46,7 @@ public struct SnapshotCompiler {
             clusters: compiler.clusters,
             telemetry: telemetry,
             authorizationPolicies: config.localAuthorizationPolicies,
-            authentication: authentication
+            authentication: authentication, extAuthz: ExtAuthzClient.forInstance(config)
         )
     }
 

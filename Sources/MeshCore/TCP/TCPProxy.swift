@@ -99,6 +99,12 @@ public enum TCPProxy {
             )
             let peer = record.downstreamRemoteAddress ?? "-"
             let audit = AuthorizationAudit(log: log, metrics: metrics, where: "tcp :\(port)")
+            if let match = engine.customMatch(facts) {
+                // An HTTP authorizer cannot check a TCP connection (Istio needs a gRPC one there):
+                // refused rather than let through unchecked.
+                audit.denied(policy: match, action: "CUSTOM", details: "ext_authz_error", describe: "connection from \(peer)")
+                return refuse("UAEX", AccessDenied(details: "ext_authz_error"))
+            }
             audit.report(engine, facts, describe: { "connection from \(peer)" })
             let verdict = engine.evaluate(facts)
             if !verdict.isAllowed {

@@ -68,6 +68,8 @@ final class HTTPExchange {
     var delayInjected = false
     /// The request's verified JWT (RequestAuthentication), for the policies and the upstream headers.
     var jwt: VerifiedJWT?
+    /// Headers an external authorizer asked to add to the upstream request.
+    var extAuthzHeaders: [(String, String)]?
 
     // MARK: Router
 

@@ -117,7 +117,7 @@ extension FilterVerdict {
 /// The filters every HTTP listener runs, in order (the router follows the last):
 ///
 ///     MisdirectedRequest → HTTPSRedirect → JWT → Authorization → CORS → RouteReply → Fault
-///       → JWT (output headers) → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
+///       → JWT (output headers) → Authorization (an external authorizer's headers) → Tracing → PeerMetadata → ForwardedClientCert → RouteHeaders → router
 ///
 /// Each phase calls, in that order, the filters that act in it (a phase's no-op filters are not
 /// called at all); responses see them in reverse. Concrete types, called directly: the chain costs
@@ -168,6 +168,7 @@ enum HTTPFilterChain {
         _ environment: HTTPProxyEnvironment
     ) {
         JWTFilter().upstreamRequest(&upstream, route, request, exchange, environment)
+        AuthorizationFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         TracingFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         PeerMetadataFilter().upstreamRequest(&upstream, route, request, exchange, environment)
         ForwardedClientCertFilter().upstreamRequest(&upstream, route, request, exchange, environment)
