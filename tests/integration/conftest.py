@@ -337,6 +337,43 @@ class RawUpstream(ThreadedListener):
             return self.connections, bytes(self.received)
 
 
+
+class LocalHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 (any free port) that answers every request with
+    `respond(method, path, headers) -> (status, headers, body)`, or never when it returns None
+    (a hanging server, held for `hang_seconds`); `close()` stops it."""
+
+    def __init__(self, respond, hang_seconds: float = 10.0):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                reply = respond(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                if reply is None:
+                    time.sleep(hang_seconds)
+                    return
+                status, headers, body = reply
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
 class Gateway:
     """A running `meshgate gateway --config DIR`."""
 

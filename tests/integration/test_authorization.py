@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import (
+    LocalHTTPServer,
     Mesh,
     curl,
     documents,
@@ -33,7 +34,7 @@ def policy_yaml(name: str, spec: str, namespace: str = "istio-system", annotatio
     return f"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {meta}\nspec:\n{spec}\n"
 
 
-def gateway_with_app(mesh: Mesh, policies: str):
+def gateway_with_app(mesh: Mesh, policies: str, extra_settings: str = ""):
     app = mesh.http_app("productpage", "v1")
     port, metrics = free_port(), free_port()
     routes = resource_yaml(
@@ -48,6 +49,9 @@ def gateway_with_app(mesh: Mesh, policies: str):
         {"services.yaml": services, "gw.yaml": documents(gateway_yaml("gw", port, "HTTP"), routes), "authz.yaml": policies},
         metricsPort=metrics, accessLogFile=str(mesh.tmp_path / "access.log"),
     )
+    if extra_settings:
+        settings = config / "meshgate.yaml"
+        write_atomically(settings, settings.read_text() + extra_settings)
     gateway = mesh.gateway(config, {"http": port})
     return app, gateway, metrics
 
@@ -211,65 +215,30 @@ class ExtAuthzServer:
     the others with 403 and its own body; says which in `x-ext-authz-check-result`."""
 
     def __init__(self):
-        import http.server
-        import threading
-
         self.checks: list[tuple[str, str, dict]] = []
-        server = self
+        self.http = LocalHTTPServer(self.answer)
+        self.port = self.http.port
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def handle_one(self):
-                server.checks.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
-                allowed = self.headers.get("x-ext-authz") == "allow"
-                body = b"" if allowed else b"denied by ext_authz for not found header `x-ext-authz: allow` in the request"
-                self.send_response(200 if allowed else 403)
-                self.send_header("x-ext-authz-check-result", "allowed" if allowed else "denied")
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_DELETE = handle_one
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, method: str, path: str, headers: dict):
+        self.checks.append((method, path, headers))
+        allowed = headers.get("x-ext-authz") == "allow"
+        body = b"" if allowed else b"denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+        return 200 if allowed else 403, {"x-ext-authz-check-result": "allowed" if allowed else "denied", "content-type": "text/plain"}, body
 
 
 def test_custom_policy_asks_the_external_authorizer(mesh: Mesh):
     authorizer = ExtAuthzServer()
     try:
-        app = mesh.http_app("productpage", "v1")
-        port = free_port()
-        routes = resource_yaml(
-            "VirtualService", "bookinfo",
-            "  hosts: [\"*\"]\n  gateways: [gw]\n  http:\n  - route: [{destination: {host: productpage, port: {number: 9080}}}]\n",
-        )
-        services = documents(
-            service_yaml("productpage", 9080),
-            resource_yaml("WorkloadEntry", "productpage-v1", f"  address: {app.host}\n  ports: {{http: {app.port}}}\n  labels: {{app: productpage}}\n"),
-        )
         custom = policy_yaml(
             "ext-authz", "  action: CUSTOM\n  provider: {name: sample-ext-authz-http}\n  rules:\n  - to: [{operation: {paths: [\"/headers\"]}}]",
         )
         provider = (
-            "\nextensionProviders:\n- name: sample-ext-authz-http\n  envoyExtAuthzHttp:\n"
+            "extensionProviders:\n- name: sample-ext-authz-http\n  envoyExtAuthzHttp:\n"
             f"    service: 127.0.0.1\n    port: {authorizer.port}\n    timeout: 2s\n"
             "    includeRequestHeadersInCheck: [x-ext-authz]\n    headersToUpstreamOnAllow: [x-ext-authz-check-result]\n"
-            "    headersToDownstreamOnDeny: [content-type, x-ext-authz-check-result]"
+            "    headersToDownstreamOnDeny: [content-type, x-ext-authz-check-result]\n"
         )
-        config = mesh.config_dir({"services.yaml": services, "gw.yaml": documents(gateway_yaml("gw", port, "HTTP"), routes), "authz.yaml": custom})
-        settings = config / "meshgate.yaml"
-        write_atomically(settings, settings.read_text() + provider + "\n")
-        gateway = mesh.gateway(config, {"http": port})
+        app, gateway, _ = gateway_with_app(mesh, custom, extra_settings=provider)
 
         allowed = curl(gateway.url("/headers"), "-H", "x-ext-authz: allow")
         assert allowed.status == 200, allowed.text
@@ -286,12 +255,12 @@ def test_custom_policy_asks_the_external_authorizer(mesh: Mesh):
         assert method == "GET" and headers["x-ext-authz"] == "deny" and "x-other" not in headers
         assert app.requests() == ["GET /headers", "GET /productpage"]
         # An authorizer that is gone: refused (statusOnError, 403), nothing upstream.
-        authorizer.close()
+        authorizer.http.close()
         gone = curl(gateway.url("/headers"), "-H", "x-ext-authz: allow")
         assert (gone.status, gone.headers["x-meshgate-details"]) == (403, "ext_authz_error")
         assert app.requests() == ["GET /headers", "GET /productpage"]
     finally:
         try:
-            authorizer.close()
-        except Exception:
+            authorizer.http.close()
+        except OSError:
             pass

@@ -6,7 +6,6 @@ rotated and picked up after refresh; a jwksUri that hangs or answers too much.""
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import socket
 import threading
@@ -17,7 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import Mesh, curl, documents, free_port, gateway_yaml, http_get, resource_yaml, service_yaml, wait_until, write_atomically
+from conftest import LocalHTTPServer, Mesh, curl, documents, free_port, gateway_yaml, http_get, resource_yaml, service_yaml, wait_until, write_atomically
 
 ISSUER = "https://issuer.example"
 
@@ -143,30 +142,11 @@ class JWKSServer:
     def __init__(self):
         self.body = b'{"keys": []}'
         self.hang = threading.Event()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if server.hang.is_set():
-                    time.sleep(10)
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.http = LocalHTTPServer(lambda *_: None if self.hang.is_set() else (200, {"content-type": "application/json"}, self.body))
+        self.port = self.http.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.close()
 
 
 @pytest.fixture
