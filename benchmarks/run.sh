@@ -26,7 +26,8 @@
 #                         policy), the same route with retries, a corsPolicy allowing the
 #                         origin and a 1% mirror to the upstream, and the bench route under 10
 #                         AuthorizationPolicies of 10 rules each (only the last rule of the last
-#                         policy matches: every rule is walked)
+#                         policy matches: every rule is walked) and a RequestAuthentication
+#                         verifying the ES256 JWT every variant's requests carry
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
 #                         else .build-bench/release/meshgate, else built into .build-bench
@@ -533,6 +534,11 @@ if has "$ONLY" meshgate; then
     if has "$SCENARIOS" policy; then
         el="${LOOPS[0]}"
         policy_names=(plain policies authz)
+        # Every variant gets the same headers: an Origin, and an ES256 JWT (verified only by authz's
+        # RequestAuthentication; the others pass it on).
+        JWT_ISSUER="https://bench.example"
+        JWT_TOKEN=$("${BENCH_PY[@]}" jwt --jwks "$WORK/conf/bench-jwks.json" --issuer "$JWT_ISSUER") \
+            || die "could not mint the benchmark's JWT (needs PyJWT and cryptography: scripts/install-deps.sh --test)"
         for ((j = 0; j < 3; j++)); do
             pn="${policy_names[$j]}"
             dir="$WORK/conf/meshgate-policy-$pn"
@@ -546,18 +552,21 @@ if has "$ONLY" meshgate; then
                 # The bench route's first (only) http rule gets the policies.
                 sed -i 's|^  - route:$|  - retries: {attempts: 2, perTryTimeout: 5s, retryOn: "5xx,reset,connect-failure"}\n    corsPolicy:\n      allowOrigins: [{exact: "https://bench.example"}]\n      allowMethods: [GET, POST]\n      exposeHeaders: [x-request-id]\n      maxAge: 1h\n    mirror: {host: upstream, port: {number: 80}}\n    mirrorPercentage: {value: 1}\n    route:|' "$dir/bench.yaml"
             elif [[ "$pn" == authz ]]; then
-                # Rules that each read a path, a method, a header and the client's block; only
-                # policy 9's rule 9 lets the benchmark's GET /index.html from 127.0.0.1 through.
+                # Rules that each read a path, a method, a header, the client's block and the JWT's
+                # principal; only policy 9's rule 9 lets the benchmark's GET /index.html through.
                 for ((p = 0; p < 10; p++)); do
                     printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bench-%d, namespace: istio-system}\nspec:\n  rules:\n' "$p"
                     for ((r = 0; r < 10; r++)); do
-                        path="/p$p-r$r/*"; ((p == 9 && r == 9)) && path="/index.html"
-                        printf '  - from: [{source: {ipBlocks: [127.0.0.0/8], notPrincipals: [cluster.local/ns/blocked/sa/x%d]}}]\n' "$r"
+                        path="/p$p-r$r/*" principal="https://other.example/*"
+                        ((p == 9 && r == 9)) && path="/index.html" principal="$JWT_ISSUER/*"
+                        printf '  - from: [{source: {ipBlocks: [127.0.0.0/8], notPrincipals: [cluster.local/ns/blocked/sa/x%d], requestPrincipals: ["%s"]}}]\n' "$r" "$principal"
                         printf '    to: [{operation: {methods: [GET, HEAD], paths: ["%s"], notHosts: ["*.internal"]}}]\n' "$path"
                         printf '    when: [{key: "request.headers[origin]", values: ["https://bench.*"]}]\n'
                     done
                     printf -- '---\n'
                 done >"$dir/authz.yaml"
+                printf 'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: bench, namespace: istio-system}\nspec:\n  jwtRules:\n  - issuer: "%s"\n    audiences: [bench]\n    jwks: %s\n' \
+                    "$JWT_ISSUER" "'$(cat "$WORK/conf/bench-jwks.json")'" >"$dir/jwt.yaml"
             fi
             "$MESHGATE_BIN" validate "$dir" >"$WORK/logs/meshgate-policy-$pn-validate.log" 2>&1 || {
                 cat "$WORK/logs/meshgate-policy-$pn-validate.log" >&2
@@ -572,7 +581,7 @@ if has "$ONLY" meshgate; then
             }
             add_target policy "mg-$pn" meshgate "$(mgp_port $j 0)" "$pid" \
                 "Meshgate el$el, $(case $pn in plain) echo "the bench route (Istio's default retries)" ;; policies) echo "retries + CORS + 1% mirror" ;; *) echo "10 AuthorizationPolicies x 10 rules" ;; esac)" \
-                "header=Origin: https://bench.example"
+                "header=Origin: https://bench.example||Authorization: Bearer $JWT_TOKEN"
         done
     fi
 fi
@@ -581,13 +590,15 @@ fi
 
 # Every HTTP target must serve the upstream's 100-byte file before we time it.
 # TLS targets: over HTTPS, with the certificate verified against the run's CA.
-while IFS=$'\t' read -r scenario name _ port _ _ _; do
+while IFS=$'\t' read -r scenario name _ port _ _ extra; do
     case "$scenario" in
         http|telemetry|policy) url="http://127.0.0.1:$port/index.html"; ca=() ;;
         https|h2) url="https://127.0.0.1:$port/index.html"; ca=(--cafile "$TLS_DIR/ca.pem") ;;
         *) continue ;;
     esac
-    "${BENCH_PY[@]}" check-http --url "$url" --size 100 "${ca[@]+"${ca[@]}"}" \
+    hdr=()
+    [[ "$extra" == header=* ]] && hdr=(--header "${extra#header=}")
+    "${BENCH_PY[@]}" check-http --url "$url" --size 100 "${ca[@]+"${ca[@]}"}" "${hdr[@]+"${hdr[@]}"}" \
         || die "$scenario $name (port $port) does not proxy the upstream's file"
 done <"$TARGETS"
 if ((TLS)); then

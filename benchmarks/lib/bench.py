@@ -186,13 +186,19 @@ def listening(port: int) -> bool:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_status(url: str, timeout: float = 2.0, cafile: str | None = None) -> tuple[int, bytes]:
+def split_headers(header: str | None) -> list[str]:
+    """A target's headers: several are joined with `||`."""
+    return [h for h in (header or "").split("||") if h]
+
+
+def http_status(url: str, timeout: float = 2.0, cafile: str | None = None, header: str | None = None) -> tuple[int, bytes]:
     opener = _OPENER
     if cafile:
         ctx = ssl.create_default_context(cafile=cafile)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+    request = urllib.request.Request(url, headers=dict(h.split(": ", 1) for h in split_headers(header)))
     try:
-        with opener.open(url, timeout=timeout) as resp:
+        with opener.open(request, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, b""
@@ -235,8 +241,8 @@ def run_client(cmd: list[str], limit: int) -> subprocess.CompletedProcess:
 def run_wrk(port: int, duration: int, conns: int, log_path: str, header: str | None = None) -> dict:
     url = f"http://127.0.0.1:{port}/index.html"
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT]
-    if header:
-        cmd += ["-H", header]
+    for h in split_headers(header):
+        cmd += ["-H", h]
     cmd.append(url)
     try:
         proc = run_client(cmd, duration + 30)
@@ -882,6 +888,27 @@ def build_policy_report(L: list[str], meta: dict, targets: dict, runs: dict) -> 
                  f"CPU per request {ratio_cell(per_round_ratios(a, b, 'cpu_us_per_req'))} (median, min–max).")
 
 
+def cmd_jwt(args) -> int:
+    """Needs PyJWT and cryptography (scripts/install-deps.sh --test installs them)."""
+    import base64
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    jwk = {"kty": "EC", "crv": "P-256", "kid": "bench", "alg": "ES256", "x": b64(numbers.x), "y": b64(numbers.y)}
+    with open(args.jwks, "w") as f:
+        json.dump({"keys": [jwk]}, f)
+    claims = {"iss": args.issuer, "sub": "bench", "aud": "bench", "groups": ["bench"], "exp": int(time.time()) + 86400}
+    print(jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench"}))
+    return 0
+
+
 def cmd_report(args) -> int:
     with open(args.raw) as f:
         raw = json.load(f)
@@ -912,6 +939,11 @@ def main() -> int:
     c.add_argument("--url", required=True)
     c.add_argument("--size", type=int)
     c.add_argument("--cafile", help="verify an https:// URL's certificate against this CA")
+    c.add_argument("--header", help="request headers, joined with ||")
+
+    j = sub.add_parser("jwt", help="an ES256 key as a JWKS (written to --jwks) and a token it signs (printed)")
+    j.add_argument("--jwks", required=True)
+    j.add_argument("--issuer", required=True)
 
     m = sub.add_parser("measure")
     m.add_argument("--targets", required=True)
@@ -939,11 +971,13 @@ def main() -> int:
         ok = wait_until(lambda: http_status(args.url, 1.0)[0] == 200, args.timeout, args.pid, args.url)
         return 0 if ok else 1
     if args.cmd == "check-http":
-        status, body = http_status(args.url, cafile=args.cafile)
+        status, body = http_status(args.url, cafile=args.cafile, header=args.header)
         good = status == 200 and (args.size is None or len(body) == args.size)
         if not good:
             log(f"{args.url}: HTTP {status}, {len(body)} bytes")
         return 0 if good else 1
+    if args.cmd == "jwt":
+        return cmd_jwt(args)
     if args.cmd == "measure":
         signal.signal(signal.SIGTERM, _on_term)
         signal.signal(signal.SIGINT, _on_term)

@@ -17,15 +17,16 @@ struct JWTFilter: HTTPFilter {
         guard let authenticator = request.snapshot.authentication, environment.enforcesAuthorization(request.snapshot),
               let located = authenticator.locate(request.head.headers, query: request.routing.query)
         else { return .continue }
+        let now = Double(WallClock.nowMicros()) / 1_000_000
+        // A token seen before: decided without decoding it again.
+        for provider in authenticator.providers {
+            if let known = provider.cached(located.token, now: now) { return Self.verdict(known, provider, located, exchange) }
+        }
         guard located.token.utf8.count <= Self.maxTokenBytes,
               let parsed = try? DefaultJWTParser().parse(Array(located.token.utf8), as: ClaimsPayload.self)
         else { return .reply(.jwtRejected(.malformed)) }
         guard case .string(let issuer)? = parsed.payload.claims["iss"], let provider = authenticator.provider(issuer: issuer) else {
             return .reply(.jwtRejected(.issuerNotConfigured))
-        }
-        let now = Double(WallClock.nowMicros()) / 1_000_000
-        if let known = provider.cached(located.token, now: now) {
-            return Self.verdict(known, provider, located, exchange)
         }
         let header = parsed.header
         let claims = parsed.payload.claims
