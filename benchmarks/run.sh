@@ -33,7 +33,7 @@
 #                         else .build-bench/release/meshgate, else built into .build-bench
 #                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
-#   --base-port P         first of the ports used, P..P+73 (default 18000)
+#   --base-port P         first of the ports used, P..P+78 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
 #   --perf                after the rounds, one more HTTP run per Meshgate variant under
 #                         `perf record -g`; the profile summary is appended to the report

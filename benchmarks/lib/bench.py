@@ -501,7 +501,7 @@ def cmd_measure(args) -> int:
         live = []
         for t in targets:
             if scenario in HTTP_LIKE:
-                status, body = http_status(f"http://127.0.0.1:{t['port']}/index.html")
+                status, body = http_status(f"http://127.0.0.1:{t['port']}/index.html", header=t.get("header"))
                 if status != 200 or len(body) != 100:
                     log(f"[http] {t['name']}: sanity GET gave {status} / {len(body)} bytes; not measured")
                     raw["runs"][scenario][t["name"]] = [
@@ -509,7 +509,7 @@ def cmd_measure(args) -> int:
                     continue
                 if args.warmup > 0:
                     run_wrk(t["port"], args.warmup, args.connections,
-                            os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"))
+                            os.path.join(args.logs, f"{scenario}-{t['name']}-warmup.log"), t.get("header"))
             elif scenario in ("https", "h2") and args.warmup > 0:
                 # Both keep connections open: the warm-up leaves each proxy's upstream pool filled, so
                 # no round pays for the first burst of upstream connects (h2: one per concurrent stream).

@@ -208,7 +208,16 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 
     public func contains(_ address: [UInt8]) -> Bool {
         guard address.count == self.address.count else { return false }
-        return Self.masked(address, self.prefixLength) == self.address
+        var remaining = self.prefixLength
+        var index = 0
+        while remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if address[index] & mask != self.address[index] { return false }
+            remaining -= bits
+            index += 1
+        }
+        return true
     }
 
     private static func masked(_ bytes: [UInt8], _ prefix: Int) -> [UInt8] {

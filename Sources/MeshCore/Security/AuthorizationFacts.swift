@@ -2,8 +2,9 @@ import MeshConfig
 import NIOHTTP1
 
 /// What a policy can ask about one request or connection. The HTTP fields are nil on a TCP
-/// connection; the identity fields are nil when nothing proved them.
-struct AuthorizationFacts {
+/// connection; the identity fields are nil when nothing proved them. A class: every rule's check
+/// shares it.
+final class AuthorizationFacts {
     /// The peer's mTLS identity, `cluster.local/ns/NS/sa/SA` (no scheme).
     var principal: String?
     /// The connection's peer address (4 or 16 bytes).
@@ -44,13 +45,15 @@ struct AuthorizationFacts {
         self.auth = auth
     }
 
-    /// The namespace in the peer's identity (`…/ns/NS/sa/…`).
-    var sourceNamespace: String? {
-        guard let principal else { return nil }
+    /// The namespace in the peer's identity (`…/ns/NS/sa/…`), worked out once.
+    lazy var sourceNamespace: String? = {
+        guard let principal = self.principal else { return nil }
         let parts = principal.split(separator: "/", omittingEmptySubsequences: false)
         guard let index = parts.firstIndex(of: "ns"), index + 1 < parts.count else { return nil }
         return String(parts[index + 1])
-    }
+    }()
+    /// The authority in lower case, worked out once (hosts match case-insensitively).
+    lazy var lowercasedAuthority: String? = self.request?.authority.lowercased()
 }
 
 /// A verified JWT as policies read it.

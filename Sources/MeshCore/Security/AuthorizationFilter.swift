@@ -11,8 +11,10 @@ struct AuthorizationFilter: HTTPFilter {
               environment.enforcesAuthorization(request.snapshot)
         else { return .continue }
         let facts = Self.facts(request, connection, auth: exchange.jwt?.auth)
-        let audit = AuthorizationAudit(log: environment.log, metrics: environment.metrics, where: "http :\(environment.port)")
-        let described = "\(request.head.method.rawValue) \(request.routing.authority)\(request.routing.path)"
+        let routing = request.routing
+        let audit = AuthorizationAudit(log: environment.log, metrics: environment.metrics, kind: "http", port: environment.port) {
+            "\(routing.method) \(routing.authority)\(routing.path)"
+        }
         if let client = request.snapshot.extAuthz, let match = engine.customMatch(facts) {
             // CUSTOM first: the external authorizer, while the request waits; then DENY and ALLOW.
             let check = client.checkRequest(method: request.head.method, target: request.target, headers: request.head.headers)
@@ -21,9 +23,9 @@ struct AuthorizationFilter: HTTPFilter {
                     switch result {
                     case .success(.allow(let upstream)):
                         exchange.extAuthzHeaders = upstream
-                        resume(Self.decide(engine, facts, audit, described))
+                        resume(Self.decide(engine, facts, audit))
                     case .success(.deny(let reply)):
-                        audit.denied(policy: match, action: "CUSTOM", details: reply.details, describe: described)
+                        audit.denied(policy: match, action: "CUSTOM", details: reply.details)
                         resume(.reply(reply))
                     case .failure:
                         resume(.reply(ExtAuthzClient.errorReply(client.config)))
@@ -31,15 +33,15 @@ struct AuthorizationFilter: HTTPFilter {
                 }
             }
         }
-        return Self.decide(engine, facts, audit, described)
+        return Self.decide(engine, facts, audit)
     }
 
     /// DENY, then ALLOW (AUDIT and dry-run reported on the way).
-    static func decide(_ engine: AuthorizationEngine, _ facts: AuthorizationFacts, _ audit: AuthorizationAudit, _ described: String) -> FilterVerdict {
-        audit.report(engine, facts, describe: { described })
+    static func decide(_ engine: AuthorizationEngine, _ facts: AuthorizationFacts, _ audit: AuthorizationAudit) -> FilterVerdict {
+        audit.report(engine, facts)
         let verdict = engine.evaluate(facts)
         guard !verdict.isAllowed else { return .continue }
-        audit.denied(verdict, describe: described)
+        audit.denied(verdict)
         return .reply(.accessDenied(details: verdict.details))
     }
 
@@ -53,10 +55,10 @@ struct AuthorizationFilter: HTTPFilter {
 
     static func facts(_ request: FilterRequest, _ connection: ConnectionFacts, auth: RequestAuth?) -> AuthorizationFacts {
         let routing = request.routing
-        let remote = RemoteAddress.resolve(
-            peer: connection.sourceIP, forwardedFor: request.head.headers["x-forwarded-for"],
-            trusted: request.snapshot.settings.numTrustedProxies
-        )
+        let trusted = request.snapshot.settings.numTrustedProxies
+        let remote = trusted == 0
+            ? connection.sourceIP
+            : RemoteAddress.resolve(peer: connection.sourceIP, forwardedFor: request.head.headers["x-forwarded-for"], trusted: trusted)
         return AuthorizationFacts(
             principal: connection.principal, sourceIP: connection.sourceIP, remoteIP: remote, destinationIP: connection.destinationIP,
             destinationPort: connection.port, serverName: connection.serverName,
@@ -95,35 +97,42 @@ struct ConnectionFacts: Sendable {
 }
 
 /// The side effects of evaluating policies: AUDIT matches and dry-run verdicts logged and counted,
-/// denials logged and counted (`meshgate_authz_denied_total{policy,action}`).
+/// denials logged and counted (`meshgate_authz_denied_total{policy,action}`). Its text (where, what)
+/// is made only when something is logged.
 struct AuthorizationAudit {
     let log: MeshLog
     let metrics: MeshMetrics
-    let `where`: String
+    /// `http` or `tcp`, and the listener port.
+    let kind: StaticString
+    let port: Int
+    /// The request or connection, for the log line.
+    let subject: () -> String
 
-    func report(_ engine: AuthorizationEngine, _ facts: AuthorizationFacts, describe: () -> String) {
+    private var place: String { "\(self.kind) :\(self.port)" }
+
+    func report(_ engine: AuthorizationEngine, _ facts: AuthorizationFacts) {
         if !engine.audit.isEmpty {
             for match in engine.audited(facts) {
-                self.log.info("\(self.where): AUDIT \(describe()) matched \(match.policy.namespace)/\(match.policy.name) rule \(match.rule)")
+                self.log.info("\(self.place): AUDIT \(self.subject()) matched \(match.policy.namespace)/\(match.policy.name) rule \(match.rule)")
                 self.metrics.addControl("meshgate_authz_audited_total{policy=\"\(match.policy.namespace)/\(match.policy.name)\"}")
             }
         }
         if let shadow = engine.evaluateDryRun(facts) {
             let result = shadow.isAllowed ? "allowed" : "denied"
-            self.log.info("\(self.where): dry-run \(describe()) would be \(result) (\(shadow.details))")
+            self.log.info("\(self.place): dry-run \(self.subject()) would be \(result) (\(shadow.details))")
             self.metrics.addControl("meshgate_authz_dry_run_total{policy=\"\(shadow.policyLabel)\",result=\"\(result)\"}")
         }
     }
 
-    func denied(_ verdict: AuthorizationVerdict, describe: String) {
+    func denied(_ verdict: AuthorizationVerdict) {
         let match: PolicyMatch?
         if case .denied(let found) = verdict { match = found } else { match = nil }
-        self.denied(policy: match, action: match?.policy.action.rawValue ?? "ALLOW", details: verdict.details, describe: describe)
+        self.denied(policy: match, action: match?.policy.action.rawValue ?? "ALLOW", details: verdict.details)
     }
 
-    func denied(policy match: PolicyMatch?, action: String, details: String, describe: String) {
+    func denied(policy match: PolicyMatch?, action: String, details: String) {
         let label = match.map { "\($0.policy.namespace)/\($0.policy.name)" } ?? "none"
-        self.log.info("\(self.where): \(describe) denied by \(label) (\(details))")
+        self.log.info("\(self.place): \(self.subject()) denied by \(label) (\(details))")
         self.metrics.addControl("meshgate_authz_denied_total{policy=\"\(label)\",action=\"\(action)\"}")
     }
 }

@@ -98,17 +98,17 @@ public enum TCPProxy {
                 destinationPort: connection.port, serverName: connection.serverName
             )
             let peer = record.downstreamRemoteAddress ?? "-"
-            let audit = AuthorizationAudit(log: log, metrics: metrics, where: "tcp :\(port)")
+            let audit = AuthorizationAudit(log: log, metrics: metrics, kind: "tcp", port: port) { "connection from \(peer)" }
             if let match = engine.customMatch(facts) {
                 // An HTTP authorizer cannot check a TCP connection (Istio needs a gRPC one there):
                 // refused rather than let through unchecked.
-                audit.denied(policy: match, action: "CUSTOM", details: "ext_authz_error", describe: "connection from \(peer)")
+                audit.denied(policy: match, action: "CUSTOM", details: "ext_authz_error")
                 return refuse("UAEX", AccessDenied(details: "ext_authz_error"))
             }
-            audit.report(engine, facts, describe: { "connection from \(peer)" })
+            audit.report(engine, facts)
             let verdict = engine.evaluate(facts)
             if !verdict.isAllowed {
-                audit.denied(verdict, describe: "connection from \(peer)")
+                audit.denied(verdict)
                 return refuse("RBAC", AccessDenied(details: verdict.details))
             }
         }
