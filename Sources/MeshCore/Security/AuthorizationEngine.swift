@@ -123,7 +123,10 @@ final class CompiledPolicy: Sendable {
     }
 
     func firstMatchingRule(_ facts: AuthorizationFacts) -> Int? {
-        self.rules.firstIndex { $0.matches(facts) }
+        self.rules.withUnsafeBufferPointer { rules in
+            for index in rules.indices where rules[index].matches(facts) { return index }
+            return nil
+        }
     }
 }
 
@@ -268,7 +271,7 @@ final class CompiledSource: Sendable {
 
     func matches(_ facts: AuthorizationFacts, ignoreHTTP: Bool) -> Bool {
         self.principals.matches(facts.principal)
-            && (ignoreHTTP || self.requestPrincipals.matches(facts.auth?.principal))
+            && (ignoreHTTP || self.requestPrincipals.matches(facts.requestPrincipal))
             && (self.namespaces.isEmpty || self.namespaces.matches(facts.sourceNamespace))
             && self.ipBlocks.matches(facts.sourceIP)
             && self.remoteIPBlocks.matches(facts.remoteIP)
@@ -328,7 +331,7 @@ final class CompiledCondition: Sendable {
         case .requestHeader(let name):
             guard let headers = facts.request?.headers else { return self.values.matches(String?.none) }
             return self.values.matches(headers: headers, name: name)
-        case .requestAuthPrincipal: return self.values.matches(facts.auth?.principal)
+        case .requestAuthPrincipal: return self.values.matches(facts.requestPrincipal)
         case .requestAuthPresenter: return self.values.matches(facts.auth?.presenter)
         case .requestAuthAudiences:
             guard let auth = facts.auth else { return self.values.matches(String?.none) }

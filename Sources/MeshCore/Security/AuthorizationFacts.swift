@@ -6,20 +6,22 @@ import NIOHTTP1
 /// shares it.
 final class AuthorizationFacts {
     /// The peer's mTLS identity, `cluster.local/ns/NS/sa/SA` (no scheme).
-    var principal: String?
+    let principal: String?
     /// The connection's peer address (4 or 16 bytes).
-    var sourceIP: [UInt8]?
+    let sourceIP: [UInt8]?
     /// The original client's address (``RemoteAddress``); the peer's without trusted proxies.
-    var remoteIP: [UInt8]?
-    var destinationIP: [UInt8]?
+    let remoteIP: [UInt8]?
+    let destinationIP: [UInt8]?
     /// The workload port: the listener's at a gateway, the app's at a sidecar.
-    var destinationPort: Int
+    let destinationPort: Int
     /// The TLS server name the client sent.
-    var serverName: String?
+    let serverName: String?
     /// The HTTP request; nil for a TCP connection.
-    var request: Request?
+    let request: Request?
     /// The verified JWT; nil when the request carried none.
-    var auth: RequestAuth?
+    let auth: RequestAuth?
+    /// The verified JWT's `iss/sub` (read by many rules: kept at hand).
+    let requestPrincipal: String?
 
     struct Request {
         /// Lower-case, without `:port`.
@@ -43,6 +45,7 @@ final class AuthorizationFacts {
         self.serverName = serverName
         self.request = request
         self.auth = auth
+        self.requestPrincipal = auth?.principal
     }
 
     /// The namespace in the peer's identity (`…/ns/NS/sa/…`), worked out once.
