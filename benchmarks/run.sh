@@ -27,13 +27,14 @@
 #                         origin and a 1% mirror to the upstream, and the bench route under 10
 #                         AuthorizationPolicies of 10 rules each (only the last rule of the last
 #                         policy matches: every rule is walked) and a RequestAuthentication
-#                         verifying the ES256 JWT every variant's requests carry
+#                         verifying the ES256 JWT every variant's requests carry, and that
+#                         RequestAuthentication alone
 #   --event-loops LIST    Meshgate eventLoops variants (default 1,2)
 #   --meshgate-bin PATH   the binary (default: $MESHGATE_BIN, else .build/release/meshgate,
 #                         else .build-bench/release/meshgate, else built into .build-bench
 #                         from a `git archive` of HEAD)
 #   --rebuild             build Meshgate into .build-bench even when a binary exists
-#   --base-port P         first of the ports used, P..P+78 (default 18000)
+#   --base-port P         first of the ports used, P..P+83 (default 18000)
 #   --out DIR             where results go (default benchmarks/out)
 #   --perf                after the rounds, one more HTTP run per Meshgate variant under
 #                         `perf record -g`; the profile summary is appended to the report
@@ -134,7 +135,7 @@ mgt_tcp_port() { echo $((BASE_PORT + 44 + $1)); }
 mgt_admin_port() { echo $((BASE_PORT + 48 + $1)); }
 mgt_ready_port() { echo $((BASE_PORT + 52 + $1)); }
 mgt_metrics_port() { echo $((BASE_PORT + 56 + $1)); }
-# The policy scenario's Meshgate instances, $1 = 0 (plain), 1 (policies), 2 (authz).
+# The policy scenario's Meshgate instances, $1 = 0 (plain), 1 (policies), 2 (authz), 3 (jwt).
 mgp_port() { echo $((BASE_PORT + 64 + 5 * $1 + $2)); }   # $2: 0 http, 1 tcp, 2 admin, 3 ready, 4 metrics
 TLS=0
 { has "$SCENARIOS" https || has "$SCENARIOS" h2; } && TLS=1
@@ -533,13 +534,13 @@ if has "$ONLY" meshgate; then
     # Route policies: the bench route as is, and with retries, CORS and a 1% mirror.
     if has "$SCENARIOS" policy; then
         el="${LOOPS[0]}"
-        policy_names=(plain policies authz)
+        policy_names=(plain policies authz jwt)
         # Every variant gets the same headers: an Origin, and an ES256 JWT (verified only by authz's
         # RequestAuthentication; the others pass it on).
         JWT_ISSUER="https://bench.example"
         JWT_TOKEN=$("${BENCH_PY[@]}" jwt --jwks "$WORK/conf/bench-jwks.json" --issuer "$JWT_ISSUER") \
             || die "could not mint the benchmark's JWT (needs PyJWT and cryptography: scripts/install-deps.sh --test)"
-        for ((j = 0; j < 3; j++)); do
+        for ((j = 0; j < 4; j++)); do
             pn="${policy_names[$j]}"
             dir="$WORK/conf/meshgate-policy-$pn"
             mkdir -p "$dir"
@@ -551,7 +552,8 @@ if has "$ONLY" meshgate; then
             if [[ "$pn" == policies ]]; then
                 # The bench route's first (only) http rule gets the policies.
                 sed -i 's|^  - route:$|  - retries: {attempts: 2, perTryTimeout: 5s, retryOn: "5xx,reset,connect-failure"}\n    corsPolicy:\n      allowOrigins: [{exact: "https://bench.example"}]\n      allowMethods: [GET, POST]\n      exposeHeaders: [x-request-id]\n      maxAge: 1h\n    mirror: {host: upstream, port: {number: 80}}\n    mirrorPercentage: {value: 1}\n    route:|' "$dir/bench.yaml"
-            elif [[ "$pn" == authz ]]; then
+            fi
+            if [[ "$pn" == authz ]]; then
                 # Rules that each read a path, a method, a header, the client's block and the JWT's
                 # principal; only policy 9's rule 9 lets the benchmark's GET /index.html through.
                 for ((p = 0; p < 10; p++)); do
@@ -565,6 +567,8 @@ if has "$ONLY" meshgate; then
                     done
                     printf -- '---\n'
                 done >"$dir/authz.yaml"
+            fi
+            if [[ "$pn" == authz || "$pn" == jwt ]]; then
                 printf 'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: bench, namespace: istio-system}\nspec:\n  jwtRules:\n  - issuer: "%s"\n    audiences: [bench]\n    jwks: %s\n' \
                     "$JWT_ISSUER" "'$(cat "$WORK/conf/bench-jwks.json")'" >"$dir/jwt.yaml"
             fi
@@ -580,7 +584,7 @@ if has "$ONLY" meshgate; then
                 die "Meshgate ($pn) did not become ready; log: $WORK/logs/meshgate-policy-$pn.log"
             }
             add_target policy "mg-$pn" meshgate "$(mgp_port $j 0)" "$pid" \
-                "Meshgate el$el, $(case $pn in plain) echo "the bench route (Istio's default retries)" ;; policies) echo "retries + CORS + 1% mirror" ;; *) echo "10 AuthorizationPolicies x 10 rules" ;; esac)" \
+                "Meshgate el$el, $(case $pn in plain) echo "the bench route (Istio's default retries)" ;; policies) echo "retries + CORS + 1% mirror" ;; authz) echo "JWT + 10 AuthorizationPolicies x 10 rules" ;; *) echo "JWT (RequestAuthentication) only" ;; esac)" \
                 "header=Origin: https://bench.example||Authorization: Bearer $JWT_TOKEN"
         done
     fi

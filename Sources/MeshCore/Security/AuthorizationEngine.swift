@@ -158,7 +158,7 @@ final class CompiledRule: Sendable {
 
     func matches(_ facts: AuthorizationFacts) -> Bool {
         let ignoreHTTP: Bool
-        if facts.request == nil {
+        if !facts.isHTTP {
             switch self.tcp {
             case .sameAsHTTP: ignoreHTTP = false
             case .neverMatches: return false

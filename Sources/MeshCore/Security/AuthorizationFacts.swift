@@ -23,15 +23,27 @@ final class AuthorizationFacts {
     /// The verified JWT's `iss/sub` (read by many rules: kept at hand).
     let requestPrincipal: String?
 
-    struct Request {
+    /// A class, so reading it in every rule copies a reference, not five.
+    final class Request {
         /// Lower-case, without `:port`.
-        var host: Substring
-        var authority: String
-        var method: String
+        let host: Substring
+        let authority: String
+        let method: String
         /// Without the query.
-        var path: Substring
-        var headers: HTTPHeaders
+        let path: Substring
+        let headers: HTTPHeaders
+
+        init(host: Substring, authority: String, method: String, path: Substring, headers: HTTPHeaders) {
+            self.host = host
+            self.authority = authority
+            self.method = method
+            self.path = path
+            self.headers = headers
+        }
     }
+
+    /// An HTTP request, not a TCP connection.
+    var isHTTP: Bool { self.request != nil }
 
     init(
         principal: String? = nil, sourceIP: [UInt8]? = nil, remoteIP: [UInt8]? = nil, destinationIP: [UInt8]? = nil,
