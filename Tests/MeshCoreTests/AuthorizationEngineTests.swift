@@ -214,3 +214,28 @@ import Testing
         #expect(shadowed.audited(Self.request("GET", "/other")).isEmpty)
     }
 }
+
+/// The compiled blocks (two masked words) agree with ``CIDR/contains(_:)`` on every prefix length.
+@Suite struct CompiledBlockTests {
+    @Test func masksAgreeWithTheByteWiseCheck() throws {
+        var generator = SystemRandomNumberGenerator()
+        for family in [4, 16] {
+            for prefix in 0...(family * 8) {
+                let base = (0..<family).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let text = IPAddressParser.format(base) + "/\(prefix)"
+                let cidr = try #require(CIDR(text), "\(text)")
+                let block = CompiledBlock(cidr)
+                for _ in 0..<20 {
+                    var probe = base
+                    let flip = Int.random(in: 0..<(family * 8), using: &generator)
+                    probe[flip / 8] ^= UInt8(0x80 >> (flip % 8))
+                    for address in [base, probe] {
+                        #expect(block.contains(try #require(IPValue(address))) == cidr.contains(address), "\(text) \(address)")
+                    }
+                }
+                // An address of the other family is never inside, even under /0.
+                #expect(!block.contains(try #require(IPValue(family == 4 ? [UInt8](repeating: 0, count: 16) : [0, 0, 0, 0]))))
+            }
+        }
+    }
+}

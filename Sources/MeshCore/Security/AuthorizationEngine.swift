@@ -156,6 +156,15 @@ final class CompiledRule: Sendable {
         }
     }
 
+    /// Whether any element matches, walking the array without a reference count per element.
+    @inline(__always)
+    static func any<Element>(_ items: [Element], _ test: (Element) -> Bool) -> Bool {
+        items.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices where test(buffer[index]) { return true }
+            return false
+        }
+    }
+
     func matches(_ facts: AuthorizationFacts) -> Bool {
         let ignoreHTTP: Bool
         if !facts.isHTTP {
@@ -167,8 +176,8 @@ final class CompiledRule: Sendable {
         } else {
             ignoreHTTP = false
         }
-        if !self.sources.isEmpty, !self.sources.contains(where: { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
-        if !self.operations.isEmpty, !self.operations.contains(where: { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
+        if !self.sources.isEmpty, !Self.any(self.sources, { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
+        if !self.operations.isEmpty, !Self.any(self.operations, { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
         return self.conditions.allSatisfy { (ignoreHTTP && $0.key.isHTTPOnly) || $0.matches(facts) }
     }
 }
@@ -245,8 +254,68 @@ struct PatternSet: Sendable {
     }
 }
 
-extension CIDRMatchSet {
-    func matches(_ address: [UInt8]?) -> Bool {
+/// An IPv4 or IPv6 address as two words (IPv4 in the low 32 bits): compared with masks, no arrays.
+struct IPValue: Sendable, Equatable {
+    let high: UInt64
+    let low: UInt64
+    let isV6: Bool
+
+    init?(_ bytes: [UInt8]?) {
+        guard let bytes, bytes.count == 4 || bytes.count == 16 else { return nil }
+        func word(_ slice: ArraySlice<UInt8>) -> UInt64 { slice.reduce(0) { $0 << 8 | UInt64($1) } }
+        self.isV6 = bytes.count == 16
+        self.high = self.isV6 ? word(bytes[0..<8]) : 0
+        self.low = self.isV6 ? word(bytes[8..<16]) : word(bytes[0..<4])
+    }
+
+    init(high: UInt64, low: UInt64, isV6: Bool) {
+        self.high = high
+        self.low = low
+        self.isV6 = isV6
+    }
+}
+
+/// A CIDR block as masks over ``IPValue``.
+struct CompiledBlock: Sendable {
+    let network: IPValue
+    let maskHigh: UInt64
+    let maskLow: UInt64
+
+    init(_ block: CIDR) {
+        let address = IPValue(block.address) ?? IPValue(high: 0, low: 0, isV6: false)
+        let bits = block.address.count * 8
+        let prefix = block.prefixLength
+        func mask(_ from: Int, _ width: Int) -> UInt64 {
+            // The first `prefix` of `bits` bits, restricted to the word covering bits [from, from + width).
+            let ones = max(0, min(width, prefix - from))
+            return ones == 0 ? 0 : (ones == 64 ? ~0 : (~UInt64(0) << (64 - ones)) >> (64 - width))
+        }
+        if bits == 128 {
+            (self.maskHigh, self.maskLow) = (mask(0, 64), mask(64, 64))
+        } else {
+            (self.maskHigh, self.maskLow) = (0, mask(0, 32))
+        }
+        self.network = IPValue(high: address.high & self.maskHigh, low: address.low & self.maskLow, isV6: address.isV6)
+    }
+
+    func contains(_ address: IPValue) -> Bool {
+        address.isV6 == self.network.isV6 && address.high & self.maskHigh == self.network.high && address.low & self.maskLow == self.network.low
+    }
+}
+
+/// Compiled ``CIDRMatchSet``.
+struct CompiledBlocks: Sendable {
+    let blocks: [CompiledBlock]
+    let notBlocks: [CompiledBlock]
+
+    init(_ set: CIDRMatchSet) {
+        self.blocks = set.blocks.map(CompiledBlock.init)
+        self.notBlocks = set.notBlocks.map(CompiledBlock.init)
+    }
+
+    var isEmpty: Bool { self.blocks.isEmpty && self.notBlocks.isEmpty }
+
+    func matches(_ address: IPValue?) -> Bool {
         guard !self.isEmpty else { return true }
         guard let address else { return self.blocks.isEmpty }
         if !self.blocks.isEmpty, !self.blocks.contains(where: { $0.contains(address) }) { return false }
@@ -258,15 +327,15 @@ final class CompiledSource: Sendable {
     let principals: PatternSet
     let requestPrincipals: PatternSet
     let namespaces: PatternSet
-    let ipBlocks: CIDRMatchSet
-    let remoteIPBlocks: CIDRMatchSet
+    let ipBlocks: CompiledBlocks
+    let remoteIPBlocks: CompiledBlocks
 
     init(_ source: AuthorizationSource) {
         self.principals = PatternSet(source.principals)
         self.requestPrincipals = PatternSet(source.requestPrincipals)
         self.namespaces = PatternSet(source.namespaces)
-        self.ipBlocks = source.ipBlocks
-        self.remoteIPBlocks = source.remoteIPBlocks
+        self.ipBlocks = CompiledBlocks(source.ipBlocks)
+        self.remoteIPBlocks = CompiledBlocks(source.remoteIPBlocks)
     }
 
     func matches(_ facts: AuthorizationFacts, ignoreHTTP: Bool) -> Bool {
@@ -311,12 +380,12 @@ final class CompiledOperation: Sendable {
 final class CompiledCondition: Sendable {
     let key: ConditionKey
     let values: PatternSet
-    let blocks: CIDRMatchSet
+    let blocks: CompiledBlocks
 
     init(_ condition: AuthorizationCondition) {
         self.key = condition.key
         self.values = PatternSet(condition.values, lowercase: false)
-        self.blocks = condition.blocks
+        self.blocks = CompiledBlocks(condition.blocks)
     }
 
     func matches(_ facts: AuthorizationFacts) -> Bool {

@@ -8,10 +8,10 @@ final class AuthorizationFacts {
     /// The peer's mTLS identity, `cluster.local/ns/NS/sa/SA` (no scheme).
     let principal: String?
     /// The connection's peer address (4 or 16 bytes).
-    let sourceIP: [UInt8]?
+    let sourceIP: IPValue?
     /// The original client's address (``RemoteAddress``); the peer's without trusted proxies.
-    let remoteIP: [UInt8]?
-    let destinationIP: [UInt8]?
+    let remoteIP: IPValue?
+    let destinationIP: IPValue?
     /// The workload port: the listener's at a gateway, the app's at a sidecar.
     let destinationPort: Int
     /// The TLS server name the client sent.
@@ -50,9 +50,9 @@ final class AuthorizationFacts {
         destinationPort: Int, serverName: String? = nil, request: Request? = nil, auth: RequestAuth? = nil
     ) {
         self.principal = principal
-        self.sourceIP = sourceIP
-        self.remoteIP = remoteIP ?? sourceIP
-        self.destinationIP = destinationIP
+        self.sourceIP = IPValue(sourceIP)
+        self.remoteIP = IPValue(remoteIP ?? sourceIP)
+        self.destinationIP = IPValue(destinationIP)
         self.destinationPort = destinationPort
         self.serverName = serverName
         self.request = request
