@@ -113,6 +113,8 @@ final class CompiledPolicy: Sendable {
     let action: AuthorizationPolicy.Action
     let dryRun: Bool
     let rules: [CompiledRule]
+    /// The same rules, walked at +0: `rules` keeps them alive for as long as the policy lives.
+    private let walk: UnretainedList<CompiledRule>
 
     init(_ policy: AuthorizationPolicy) {
         self.name = policy.meta.name
@@ -120,13 +122,11 @@ final class CompiledPolicy: Sendable {
         self.action = policy.action
         self.dryRun = policy.dryRun
         self.rules = policy.rules.map { CompiledRule($0, action: policy.action) }
+        self.walk = UnretainedList(self.rules)
     }
 
     func firstMatchingRule(_ facts: AuthorizationFacts) -> Int? {
-        self.rules.withUnsafeBufferPointer { rules in
-            for index in rules.indices where rules[index].matches(facts) { return index }
-            return nil
-        }
+        self.walk.firstIndex { $0.matches(facts) }
     }
 }
 
@@ -134,6 +134,8 @@ final class CompiledPolicy: Sendable {
 final class CompiledRule: Sendable {
     let sources: [CompiledSource]
     let operations: [CompiledOperation]
+    private let sourceWalk: UnretainedList<CompiledSource>
+    private let operationWalk: UnretainedList<CompiledOperation>
     let conditions: [CompiledCondition]
     /// On a TCP connection: nil = the rule never matches (an ALLOW rule reading HTTP fields); else
     /// the rule without its HTTP-only parts (a DENY rule, which Istio makes stricter, not looser).
@@ -148,20 +150,13 @@ final class CompiledRule: Sendable {
     init(_ rule: AuthorizationRule, action: AuthorizationPolicy.Action) {
         self.sources = rule.from.map(CompiledSource.init)
         self.operations = rule.to.map(CompiledOperation.init)
+        self.sourceWalk = UnretainedList(self.sources)
+        self.operationWalk = UnretainedList(self.operations)
         self.conditions = rule.when.map(CompiledCondition.init)
         if !rule.usesHTTPOnlyFields {
             self.tcp = .sameAsHTTP
         } else {
             self.tcp = action == .deny ? .withoutHTTPFields : .neverMatches
-        }
-    }
-
-    /// Whether any element matches, walking the array without a reference count per element.
-    @inline(__always)
-    static func any<Element>(_ items: [Element], _ test: (Element) -> Bool) -> Bool {
-        items.withUnsafeBufferPointer { buffer in
-            for index in buffer.indices where test(buffer[index]) { return true }
-            return false
         }
     }
 
@@ -176,37 +171,43 @@ final class CompiledRule: Sendable {
         } else {
             ignoreHTTP = false
         }
-        if !self.sources.isEmpty, !Self.any(self.sources, { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
-        if !self.operations.isEmpty, !Self.any(self.operations, { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) { return false }
+        if !self.sources.isEmpty, self.sourceWalk.firstIndex(where: { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) == nil { return false }
+        if !self.operations.isEmpty, self.operationWalk.firstIndex(where: { $0.matches(facts, ignoreHTTP: ignoreHTTP) }) == nil { return false }
         return self.conditions.allSatisfy { (ignoreHTTP && $0.key.isHTTPOnly) || $0.matches(facts) }
     }
 }
 
-/// Istio's string match: exact, `prefix*`, `*suffix`, or `*` (present and not empty).
-enum StringPattern: Sendable, Hashable {
-    case exact(String)
-    case prefix(String)
-    case suffix(String)
-    case present
+/// Istio's string match: exact, `prefix*`, `*suffix`, or `*` (present and not empty). A class,
+/// walked unretained with its set (``PatternSet``).
+final class StringPattern: Sendable {
+    enum Kind: Sendable {
+        case exact
+        case prefix
+        case suffix
+        case present
+    }
+
+    let kind: Kind
+    let text: String
 
     init(_ text: String, lowercase: Bool = false) {
         let text = lowercase ? text.lowercased() : text
         if text == "*" {
-            self = .present
+            (self.kind, self.text) = (.present, "")
         } else if text.hasPrefix("*") {
-            self = .suffix(String(text.dropFirst()))
+            (self.kind, self.text) = (.suffix, String(text.dropFirst()))
         } else if text.hasSuffix("*") {
-            self = .prefix(String(text.dropLast()))
+            (self.kind, self.text) = (.prefix, String(text.dropLast()))
         } else {
-            self = .exact(text)
+            (self.kind, self.text) = (.exact, text)
         }
     }
 
     func matches<S: StringProtocol>(_ value: S) -> Bool {
-        switch self {
-        case .exact(let text): return value == text
-        case .prefix(let text): return value.hasPrefix(text)
-        case .suffix(let text): return value.hasSuffix(text)
+        switch self.kind {
+        case .exact: return value == self.text
+        case .prefix: return value.hasPrefix(self.text)
+        case .suffix: return value.hasSuffix(self.text)
         case .present: return !value.isEmpty
         }
     }
@@ -216,10 +217,14 @@ enum StringPattern: Sendable, Hashable {
 struct PatternSet: Sendable {
     let values: [StringPattern]
     let notValues: [StringPattern]
+    private let valueWalk: UnretainedList<StringPattern>
+    private let notValueWalk: UnretainedList<StringPattern>
 
     init(_ set: StringMatchSet, lowercase: Bool = false) {
         self.values = set.values.map { StringPattern($0, lowercase: lowercase) }
         self.notValues = set.notValues.map { StringPattern($0, lowercase: lowercase) }
+        self.valueWalk = UnretainedList(self.values)
+        self.notValueWalk = UnretainedList(self.notValues)
     }
 
     var isEmpty: Bool { self.values.isEmpty && self.notValues.isEmpty }
@@ -228,8 +233,8 @@ struct PatternSet: Sendable {
     func matches<S: StringProtocol>(_ value: S?) -> Bool {
         guard !self.isEmpty else { return true }
         guard let value else { return self.values.isEmpty }
-        if !self.values.isEmpty, !self.values.contains(where: { $0.matches(value) }) { return false }
-        return !self.notValues.contains { $0.matches(value) }
+        if !self.values.isEmpty, self.valueWalk.firstIndex(where: { $0.matches(value) }) == nil { return false }
+        return self.notValueWalk.firstIndex(where: { $0.matches(value) }) == nil
     }
 
     /// A request header's values (every field of that name), without copying them: some value
@@ -240,8 +245,8 @@ struct PatternSet: Sendable {
         var positive = self.values.isEmpty
         for (field, value) in headers where field.utf8.count == name.utf8.count && field.asciiCaseInsensitiveEquals(name) {
             present = true
-            if !positive, self.values.contains(where: { $0.matches(value) }) { positive = true }
-            if self.notValues.contains(where: { $0.matches(value) }) { return false }
+            if !positive, self.valueWalk.firstIndex(where: { $0.matches(value) }) != nil { positive = true }
+            if self.notValueWalk.firstIndex(where: { $0.matches(value) }) != nil { return false }
         }
         return present ? positive : self.matches(String?.none)
     }
@@ -251,6 +256,24 @@ struct PatternSet: Sendable {
         guard !self.isEmpty else { return true }
         if !self.values.isEmpty, !candidates.contains(where: { value in self.values.contains { $0.matches(value) } }) { return false }
         return !candidates.contains { value in self.notValues.contains { $0.matches(value) } }
+    }
+}
+
+/// Objects another array owns, walked without a reference count per element (the walk is the hot
+/// loop of a request's policy check). Valid only while the owner's array holds them.
+struct UnretainedList<Element: AnyObject>: @unchecked Sendable {
+    private let references: [Unmanaged<Element>]
+
+    init(_ owned: [Element]) {
+        self.references = owned.map { Unmanaged.passUnretained($0) }
+    }
+
+    @inline(__always)
+    func firstIndex(where test: (Element) -> Bool) -> Int? {
+        self.references.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices where buffer[index]._withUnsafeGuaranteedRef(test) { return index }
+            return nil
+        }
     }
 }
 
