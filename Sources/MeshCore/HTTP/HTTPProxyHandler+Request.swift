@@ -119,7 +119,7 @@ extension HTTPProxyHandler {
     }
 
     /// The request-headers phase from filter `start` on: a filter may answer, or hold the request
-    /// while its check runs off the loop (a new JWT) and resume after it; then the route is picked.
+    /// (``hold(_:_:resume:)``) and resume after it; then the route is picked.
     func requestHeaders(_ request: FilterRequest, plan: ListenerPlan, upstreamHeaders: HTTPHeaders, from start: Int) {
         guard let exchange = self.exchange else { return }
         let (verdict, next) = HTTPFilterChain.requestHeaders(from: start, request, exchange, self.environment)
@@ -134,26 +134,13 @@ extension HTTPProxyHandler {
             self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: 0)
         case .reply(let reply):
             self.sendLocalReply(reply)
-        case .delay(_, let then):
-            // (No request-headers filter delays; a delay here would answer at once.)
-            self.sendLocalReply(then ?? .noRoute)
-        case .suspend(let work):
-            guard let eventLoop = self.context?.eventLoop else { return }
-            exchange.upstream = .waiting
-            work(eventLoop) { verdict in
-                guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
-                exchange.upstream = .none
-                switch verdict {
-                case .continue: self.requestHeaders(request, plan: plan, upstreamHeaders: upstreamHeaders, from: next)
-                case .reply(let reply): self.sendLocalReply(reply)
-                case .delay, .suspend: self.sendLocalReply(.noRoute)
-                }
-            }
+        case .delay, .suspend:
+            self.hold(verdict, exchange) { self.requestHeaders(request, plan: plan, upstreamHeaders: upstreamHeaders, from: next) }
         }
     }
 
-    /// The route-selected phase from filter `start` on: a filter may answer, or hold the request (an
-    /// injected delay) and resume the phase after it; past the last one the router takes over.
+    /// The route-selected phase from filter `start` on: a filter may answer, or hold the request and
+    /// resume the phase after it; past the last one the router takes over.
     func routeSelected(_ route: CompiledHTTPRoute, _ request: FilterRequest, upstreamHeaders: HTTPHeaders, from start: Int) {
         guard let exchange = self.exchange else { return }
         let (verdict, next) = HTTPFilterChain.routeSelected(from: start, route, request, exchange, self.environment)
@@ -162,21 +149,33 @@ extension HTTPProxyHandler {
             self.route(route, request, upstreamHeaders: upstreamHeaders)
         case .reply(let reply):
             self.sendLocalReply(reply)
-        case .suspend:
-            // (No route-selected filter suspends.)
-            self.sendLocalReply(.noRoute)
-        case .delay(let delay, let then):
-            guard let eventLoop = self.context?.eventLoop else { return }
-            exchange.upstream = .waiting
-            exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) {
-                guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
-                exchange.upstream = .none
-                if let then {
-                    self.sendLocalReply(then)
-                } else {
-                    self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: next)
-                }
+        case .delay, .suspend:
+            self.hold(verdict, exchange) { self.routeSelected(route, request, upstreamHeaders: upstreamHeaders, from: next) }
+        }
+    }
+
+    /// Holds the request for a filter's delay (an injected fault) or its suspended check (a new JWT,
+    /// an external authorizer), in either phase; then answers, or calls `resume` to go on with the
+    /// phase after that filter. Nothing happens when the exchange went away meanwhile.
+    func hold(_ verdict: FilterVerdict, _ exchange: HTTPExchange, resume: @escaping () -> Void) {
+        guard let eventLoop = self.context?.eventLoop else { return }
+        exchange.upstream = .waiting
+        let settle: (FilterVerdict) -> Void = { decided in
+            guard self.exchange === exchange, case .waiting = exchange.upstream else { return }
+            exchange.upstream = .none
+            switch decided {
+            case .continue: resume()
+            case .reply(let reply): self.sendLocalReply(reply)
+            case .delay, .suspend: self.hold(decided, exchange, resume: resume)
             }
+        }
+        switch verdict {
+        case .delay(let delay, let then):
+            exchange.waitTimer = eventLoop.assumeIsolated().scheduleTask(in: delay) { settle(then.map(FilterVerdict.reply) ?? .continue) }
+        case .suspend(let work):
+            work(eventLoop, settle)
+        case .continue, .reply:
+            settle(verdict)
         }
     }
 }
